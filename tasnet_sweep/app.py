@@ -1,0 +1,41 @@
+"""The thin Hydra face: compose, locate the run and summary paths, call ``trial.run``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+
+from .cli import CONF_DIR, EXIT_CONFIG
+from .config import ConfigError, register_configs
+
+log = logging.getLogger("tasnet_sweep")
+register_configs()
+
+
+def run_paths(cfg) -> tuple[Path, Path]:
+    """This job's run directory and the summary TSV it appends to (the sweep's, in multirun)."""
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    if hc.mode == RunMode.MULTIRUN:
+        return run_dir, Path(hc.sweep.dir) / cfg.summary_name
+    return run_dir, run_dir / cfg.summary_name
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def hydra_app(cfg) -> float | None:
+    from . import trial
+
+    run_dir, summary = run_paths(cfg)
+    try:
+        result = trial.run(cfg, run_dir, summary)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(f"tasnet_sweep: config error: {p}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    log.info("%s", trial.one_line(result))
+    return result.get("objective")

@@ -1,0 +1,120 @@
+"""The command line: a preflight check of every job's config, then the Hydra app.
+
+Hydra creates a run directory before it calls the task function, so a config mistake caught
+there would leave half a run behind.  ``preflight`` composes each job's config with Hydra's
+compose API first (every point of a basic-sweeper grid), and stops with exit code 2 and one
+line per problem before any directory exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+EXIT_CONFIG = 2
+#: hydra flags that only print information; they need no preflight
+_INFO_FLAGS = ("help", "hydra_help", "info", "shell_completion", "cfg", "resolve")
+
+
+def _fail(problems: list[str]) -> int:
+    for p in problems:
+        print(f"tasnet_sweep: config error: {p}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def describe_hydra_error(exc: BaseException) -> str:
+    """Hydra/OmegaConf errors as one line: the key, the bad value and what is accepted."""
+    from hydra.errors import MissingConfigException
+
+    chain = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    for e in chain:
+        if isinstance(e, MissingConfigException) and e.missing_cfg_file:
+            group, _, name = e.missing_cfg_file.rpartition("/")
+            options = ", ".join(e.options or [])
+            where = f"{group}={name}" if group else name
+            return f"{where} is not an option" + (f": expected one of {options}" if options else "")
+    for e in chain:
+        obj, key = getattr(e, "object_type", None), getattr(e, "key", None)
+        if key is not None and dataclasses.is_dataclass(obj) and "not in" in str(e):
+            fields = ", ".join(f.name for f in dataclasses.fields(obj))
+            where = getattr(e, "full_key", None) or key
+            return f"{where} is not a known key: expected one of {fields}"
+    lines = []
+    for e in chain:
+        text = str(e).strip().splitlines()
+        first = text[0].strip() if text else type(e).__name__
+        first = first.removeprefix("Error merging override ")
+        if "$VALUE" in first or first in lines:
+            continue
+        lines.append(first)
+    return ": ".join(lines[:2])
+
+
+def job_override_lists(overrides: list[str], multirun: bool) -> list[list[str]]:
+    """The overrides of every job a basic sweep would launch (one job without -m)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    if not multirun:
+        return [overrides]
+    custom_sweeper = any(o.get_key_element() == "hydra/sweeper" and o.value() != "basic"
+                         for o in parsed)
+    if custom_sweeper:
+        # the search space belongs to that sweeper; check the base config it starts from
+        return [[o.input_line for o in parsed if not o.is_sweep_override()]]
+    return BasicSweeper.split_arguments(parsed, None)[0]
+
+
+def preflight(argv: list[str]) -> list[str]:
+    """Every problem in every job's config (empty list when all jobs are good to run)."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.utils import get_args_parser
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .config import register_configs, validate
+
+    args = get_args_parser().parse_args(argv)
+    if any(getattr(args, flag, None) for flag in _INFO_FLAGS):
+        return []
+    conf_dir = Path(args.config_dir).resolve() if args.config_dir else CONF_DIR
+    if args.config_path:
+        conf_dir = Path(args.config_path).resolve()
+    register_configs()
+    try:
+        jobs = job_override_lists(args.overrides, args.multirun)
+    except (HydraException, OmegaConfBaseException) as exc:
+        return [describe_hydra_error(exc)]
+    by_problem: dict[str, list[list[str]]] = {}
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        for job in jobs:
+            try:
+                cfg = compose(config_name=args.config_name or "config", overrides=job)
+            except (HydraException, OmegaConfBaseException) as exc:
+                found = [describe_hydra_error(exc)]
+            else:
+                found = validate(cfg)
+            for p in found:
+                by_problem.setdefault(p, []).append(job)
+    if len(jobs) == 1:
+        return list(by_problem)
+    return [f"{p} (in {len(bad)} of {len(jobs)} jobs, first: {' '.join(bad[0])})"
+            for p, bad in by_problem.items()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    problems = preflight(argv)
+    if problems:
+        return _fail(problems)
+    from .app import hydra_app
+
+    sys.argv = [sys.argv[0], *argv]
+    hydra_app()
+    return 0

@@ -1,0 +1,23 @@
+"""Compile backends: every unit walks translate -> optimize -> compile through one of these."""
+
+from __future__ import annotations
+
+from .base import CompileBackend
+
+
+def make_backend(compiler_cfg, hw_cfg) -> CompileBackend:
+    """The backend named by ``compiler.backend``; heavy modules are imported only here."""
+    name = compiler_cfg.backend
+    if name == "estimate":
+        from .estimate import EstimateBackend
+
+        return EstimateBackend(compiler_cfg, hw_cfg)
+    if name == "hailo_dfc":
+        from .hailo_dfc import HailoDfcBackend
+
+        return HailoDfcBackend(compiler_cfg, hw_cfg)
+    if name == "replay":
+        from .replay import ReplayBackend
+
+        return ReplayBackend(compiler_cfg, hw_cfg)
+    raise ValueError(f"compiler.backend={name!r}: expected estimate, hailo_dfc or replay")

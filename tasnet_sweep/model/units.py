@@ -1,0 +1,271 @@
+"""Named parts of the model, each with its own input shapes, so any part can be exported and
+compiled alone (``unit=<name>``).  Names follow the public Hailo-8 bring-up where they exist.
+
+A unit is built from a model config and a unit config; the module is a slice of one
+``ConvTasNet`` built from the model config, so weights are shared with the full model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..config import NORM_NAMES, UNIT_ACTIVATION_NAMES
+from .activations import make_activation
+from .blocks import DecoderConv1x1Head, conv1x1
+from .convtasnet import ConvTasNet, build_model, dims_for
+from .norms import make_norm
+
+
+@dataclass
+class Unit:
+    name: str
+    module: nn.Module
+    inputs: list[tuple[str, list[int]]]  # ONNX input names and NCHW shapes [1, C, 1, W]
+    outputs: list[str]
+    description: str
+    layers: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def in_chan(self) -> int:
+        return self.inputs[0][1][1]
+
+    @property
+    def latent_width(self) -> int:
+        return self.inputs[0][1][3]
+
+    def example_inputs(self, seed: int = 0) -> tuple[torch.Tensor, ...]:
+        g = torch.Generator().manual_seed(seed)
+        return tuple(torch.randn(*shape, generator=g) for _, shape in self.inputs)
+
+
+class _Sequential(nn.Module):
+    def __init__(self, *fns):
+        super().__init__()
+        self.parts = nn.ModuleList(f for f in fns if isinstance(f, nn.Module))
+        self.fns = fns
+
+    def forward(self, x):
+        for f in self.fns:
+            x = f(x)
+        return x
+
+
+class _Block(nn.Module):
+    """A TCN block with its residual connection: x -> (x + res, skip?)."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        res, skip = self.block(x)
+        return (x + res, skip) if skip is not None else x + res
+
+
+class _Masker(nn.Module):
+    def __init__(self, masker, k):
+        super().__init__()
+        self.masker, self.k = masker, k
+
+    def forward(self, x):
+        return self.masker(x, self.k)
+
+
+class _MaskApply(nn.Module):
+    def __init__(self, model: ConvTasNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, enc, masks):
+        return self.model.apply_masks(enc, masks)
+
+
+class _Decoder(nn.Module):
+    def __init__(self, decoder):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, feats):
+        if isinstance(self.decoder, DecoderConv1x1Head):
+            return self.decoder.frames(feats)
+        return self.decoder(feats)
+
+
+class _Npu(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, wav):
+        return self.model.npu_forward(wav)
+
+
+def _source_projector(model: ConvTasNet, source: int) -> nn.Module:
+    """One source's slice of the mask head: act -> 1x1 (Sc -> N) -> mask activation."""
+    head = model.masker.mask_head
+    n = model.n_filters
+    proj = conv1x1(head.conv.in_channels, n)
+    with torch.no_grad():
+        proj.weight.copy_(head.conv.weight[source * n:(source + 1) * n])
+        proj.bias.copy_(head.conv.bias[source * n:(source + 1) * n])
+    return _Sequential(head.act, proj, head.mask_act)
+
+
+UNIT_NAMES = ("full", "encoder", "encoder_only", "masker_only", "tdconvnet", "masker_bottleneck",
+              "conv1d_block", "masker_tcn_block0", "masker_mask_head", "source_projector",
+              "decoder_pre", "decoder", "decoder_head", "norm", "activation")
+#: units whose input is the waveform; their width comes from model.time_len
+WAVEFORM_UNITS = frozenset({"full", "encoder", "encoder_only"})
+
+
+def _n_active(m) -> int:
+    return m.truncate_k_blocks or m.n_blocks * m.n_repeats
+
+
+def unit_problems(cfg) -> list[str]:
+    u, m = cfg.unit, cfg.model
+    if u.name not in UNIT_NAMES:
+        return [f"unit.name={u.name!r} is invalid: expected one of {', '.join(UNIT_NAMES)}"]
+    problems = []
+    if u.width is not None:
+        if u.name in WAVEFORM_UNITS:
+            problems.append(f"unit.width={u.width} does not apply to unit={u.name}: its input is "
+                            "the waveform, so set model.time_len instead")
+        elif u.width < 1:
+            problems.append(f"unit.width={u.width} is invalid: expected a whole number >= 1")
+    if u.channels is not None and u.channels < 1:
+        problems.append(f"unit.channels={u.channels} is invalid: expected a whole number >= 1")
+    if u.name == "norm" and u.op is not None and u.op not in NORM_NAMES:
+        problems.append(f"unit.op={u.op!r} is invalid for unit=norm: expected one of "
+                        f"{', '.join(NORM_NAMES)}")
+    if u.name == "activation" and u.op is not None and u.op not in UNIT_ACTIVATION_NAMES:
+        problems.append(f"unit.op={u.op!r} is invalid for unit=activation: expected one of "
+                        f"{', '.join(UNIT_ACTIVATION_NAMES)}")
+    if u.op is not None and u.name not in ("norm", "activation"):
+        problems.append(f"unit.op={u.op!r} applies only to unit=norm or unit=activation, "
+                        f"not unit={u.name}")
+    if not 0 <= u.source < m.n_src:
+        problems.append(f"unit.source={u.source} is invalid: expected 0 to model.n_src-1="
+                        f"{m.n_src - 1}")
+    if not 0 <= u.block < _n_active(m):
+        problems.append(f"unit.block={u.block} is invalid: expected 0 to {_n_active(m) - 1} "
+                        "(the model's active blocks)")
+    if u.blocks is not None and not 1 <= u.blocks <= m.n_blocks * m.n_repeats:
+        problems.append(f"unit.blocks={u.blocks} is invalid: expected 1 to "
+                        f"n_blocks*n_repeats={m.n_blocks * m.n_repeats}")
+    if u.name == "decoder_pre" and m.mask_mul == "bypass":
+        problems.append("unit=decoder_pre has no work when model.mask_mul=bypass (there is no "
+                        "mask multiply): choose model.mask_mul=normal or another unit")
+    return problems
+
+
+def build_unit(model_cfg, unit_cfg, model: ConvTasNet | None = None) -> Unit:
+    """Build the named unit; ``model`` may be passed to share weights with a built model."""
+    u, m = unit_cfg, model_cfg
+    if u.name == "tdconvnet":
+        k = u.blocks or m.truncate_k_blocks or 1
+        model_cfg = {**dict(m), "truncate_k_blocks": k}
+        model = None
+    model = model if model is not None else build_model(model_cfg)
+    d = dims_for(m.kernel_size, m.stride, m.time_len)
+    w = u.width or d.latent_width
+    n, src = m.n_filters, m.n_src
+
+    def latent(c):
+        return [1, c, 1, w]
+
+    wave = [1, 1, 1, m.time_len]
+    skip_c = m.skip
+    masker = model.masker
+    name = u.name
+    if name == "full":
+        return Unit(name, _Npu(model), [("input", wave)], ["output"],
+                    "whole NPU graph: encoder, masker, mask multiply, decoder",
+                    "encoder, masker, mask multiply, decoder")
+    if name == "encoder":
+        return Unit(name, model.encoder, [("input", wave)], ["output"],
+                    f"encoder conv 1->{n} kernel {m.kernel_size} stride {m.stride}, relu",
+                    "conv, relu")
+    if name == "encoder_only":
+        return Unit(name, model.encoder.conv, [("input", wave)], ["output"],
+                    f"encoder conv 1->{n} kernel {m.kernel_size} stride {m.stride}", "conv")
+    if name in ("masker_only", "tdconvnet"):
+        k = (u.blocks or m.truncate_k_blocks or 1) if name == "tdconvnet" else None
+        kept = _n_active(m) if k is None else k
+        return Unit(name, _Masker(masker, k), [("input", latent(n))], ["output"],
+                    f"masker with {kept} block(s): norm, bottleneck, blocks, mask head",
+                    "norm, conv1x1, conv1d blocks, conv1x1, mask activation",
+                    {"blocks": kept})
+    if name == "masker_bottleneck":
+        return Unit(name, _Sequential(masker.norm, masker.bottleneck), [("input", latent(n))],
+                    ["output"], f"input norm + conv1x1 {n}->{m.bn}", "norm, conv1x1")
+    if name in ("conv1d_block", "masker_tcn_block0"):
+        block = masker.blocks[0 if name == "masker_tcn_block0" else u.block]
+        outs = ["output", "skip"] if block.skip_conv is not None else ["output"]
+        return Unit(name, _Block(block), [("input", latent(m.bn))], outs,
+                    f"conv1d block {m.bn}->{m.hidden}->{m.bn}, depthwise k{block.kernel} "
+                    f"d{block.dilation}, skip {'yes' if len(outs) == 2 else 'no'}",
+                    "conv1x1, act, norm, dw, act, norm, conv1x1")
+    if name == "masker_mask_head":
+        return Unit(name, masker.mask_head, [("input", latent(skip_c))], ["output"],
+                    f"mask head act + conv1x1 {skip_c}->{src * n} + {m.mask_act}",
+                    "act, conv1x1, mask activation")
+    if name == "source_projector":
+        return Unit(name, _source_projector(model, u.source), [("input", latent(skip_c))],
+                    ["output"], f"mask head slice for source {u.source}: conv1x1 {skip_c}->{n}",
+                    "act, conv1x1, mask activation")
+    if name == "decoder_pre":
+        return Unit(name, _MaskApply(model), [("input", latent(n)), ("mask", latent(src * n))],
+                    ["output"], f"mask multiply: {n} encoder channels x {src} masks",
+                    "elementwise mul")
+    if name == "decoder":
+        return Unit(name, _Decoder(model.decoder), [("input", latent(src * n))], ["output"],
+                    f"decoder ({m.decoder}) for {src} sources", m.decoder)
+    if name == "decoder_head":
+        dec = model.decoder
+        mod = dec.head if isinstance(dec, DecoderConv1x1Head) else dec.deconv
+        return Unit(name, mod, [("input", latent(n))], ["output"],
+                    f"decoder for one source ({m.decoder}) {n}->"
+                    f"{m.kernel_size if isinstance(dec, DecoderConv1x1Head) else 1}", m.decoder)
+    if name == "norm":
+        op = u.op or m.norm
+        c = u.channels or m.bn
+        return Unit(name, make_norm(op, c), [("input", latent(c))], ["output"],
+                    f"{op} norm on {c} channels", "norm")
+    if name == "activation":
+        op = u.op or m.mask_act
+        c = u.channels or m.bn
+        return Unit(name, make_activation(op), [("input", latent(c))], ["output"],
+                    f"{op} on {c} channels", "activation")
+    raise ValueError(f"unknown unit {name!r}")  # unit_problems rejects it first
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def count_macs(unit: Unit) -> int:
+    """Multiply-accumulates of the convolutions in one forward pass of the unit."""
+    total = 0
+
+    def conv_hook(mod, inp, out):
+        nonlocal total
+        kh, kw = mod.kernel_size
+        if isinstance(mod, nn.ConvTranspose2d):
+            total += inp[0].numel() * mod.out_channels * kh * kw // mod.groups
+        else:
+            total += out.numel() * (mod.in_channels // mod.groups) * kh * kw
+
+    handles = [mod.register_forward_hook(conv_hook) for mod in unit.module.modules()
+               if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d))]
+    try:
+        with torch.no_grad():
+            unit.module(*unit.example_inputs())
+    finally:
+        for h in handles:
+            h.remove()
+    return total

@@ -1,0 +1,1 @@
+"""Records a person reads: summary TSVs, markdown reports, plots."""

@@ -1,0 +1,80 @@
+"""The sweep-level summary TSV: one row per trial, appended under a lock, rewritten atomically.
+
+Columns extend the seed runbook's (case/module/... -> run_tag/unit/...) so old tooling that
+reads ``har_success``, ``hef_success``, ``exception_type`` and ``failure_head`` keeps working.
+The TSV is derived data: ``rebuild`` regenerates it from the per-trial ``result.json`` files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from ..atomic import locked, write_text
+
+KNOB_COLUMNS = ("n_src", "n_filters", "kernel_size", "stride", "bn", "hidden", "skip",
+                "conv_kernel", "n_blocks", "n_repeats", "norm", "activation", "mask_act",
+                "skip_topology", "mask_mul", "decoder", "truncate_k_blocks", "time_len")
+SUMMARY_COLUMNS = (
+    "run_tag", "unit", *KNOB_COLUMNS, "tiling", "tile_width", "channel_block",
+    "in_chan", "out_chan", "latent_width", "params", "macs",
+    "backend", "evidence", "hw_arch", "verdict", "har_success", "hef_success",
+    "exception_type", "failure_family", "failure_head", "first_failing_layer",
+    "first_failing_layer_family", "est_contexts", "est_fps", "cache_hit",
+    "parity_max_abs", "status", "seconds",
+    "onnx_path", "har_path", "hef_path", "result_path", "run_dir",
+)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value).replace("\t", " ").replace("\n", " ")
+
+
+def format_rows(rows: list[dict], columns=SUMMARY_COLUMNS) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE,
+                   escapechar="\\")
+    w.writerow(columns)
+    for row in rows:
+        w.writerow([_cell(row.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\"))
+
+
+def append_row(path: str | Path, row: dict, columns=SUMMARY_COLUMNS) -> None:
+    """Add or replace (by ``run_dir``) one row; concurrent writers never interleave."""
+    path = Path(path)
+    with locked(path):
+        rows = [r for r in read_rows(path) if r.get("run_dir") != str(row.get("run_dir"))]
+        rows.append({c: _cell(row.get(c)) for c in columns})
+        write_text(path, format_rows(rows, columns))
+
+
+def rebuild(sweep_dir: str | Path, name: str = "summary.tsv") -> Path:
+    """Regenerate ``<sweep_dir>/<name>`` from every ``result.json`` below it."""
+    sweep_dir = Path(sweep_dir)
+    rows = []
+    for result in sorted(sweep_dir.rglob("result.json")):
+        try:
+            rows.append(json.loads(result.read_text())["summary"])
+        except (ValueError, KeyError):
+            continue  # a trial cut off before its result was complete has no row
+    out = sweep_dir / name
+    with locked(out):
+        write_text(out, format_rows(rows))
+    return out

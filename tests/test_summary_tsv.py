@@ -1,0 +1,42 @@
+import multiprocessing as mp
+
+from tasnet_sweep.report.tsv import SUMMARY_COLUMNS, append_row, read_rows, rebuild
+from tasnet_sweep.atomic import write_json
+
+
+def _append_many(path, worker, n):
+    for i in range(n):
+        append_row(path, {"run_tag": f"w{worker}_{i}", "run_dir": f"/r/{worker}/{i}",
+                          "params": i, "failure_head": "tab\there\nnewline"})
+
+
+def test_concurrent_writers_never_lose_or_interleave_rows(tmp_path):
+    path = tmp_path / "summary.tsv"
+    procs = [mp.Process(target=_append_many, args=(path, w, 15)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    rows = read_rows(path)
+    assert len(rows) == 60
+    assert {r["run_tag"] for r in rows} == {f"w{w}_{i}" for w in range(4) for i in range(15)}
+    assert all(list(r) == list(SUMMARY_COLUMNS) for r in rows)
+    assert all(r["failure_head"] == "tab here newline" for r in rows)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_rerun_of_the_same_run_dir_replaces_its_row(tmp_path):
+    path = tmp_path / "summary.tsv"
+    append_row(path, {"run_tag": "a", "run_dir": "/x", "params": 1})
+    append_row(path, {"run_tag": "a", "run_dir": "/x", "params": 2})
+    assert [r["params"] for r in read_rows(path)] == ["2"]
+
+
+def test_rebuild_regenerates_the_summary_from_results_and_skips_broken_ones(tmp_path):
+    for i in range(3):
+        write_json(tmp_path / f"job{i}" / "result.json",
+                   {"summary": {"run_tag": f"t{i}", "run_dir": str(tmp_path / f"job{i}")}})
+    (tmp_path / "job9").mkdir()
+    (tmp_path / "job9" / "result.json").write_text('{"summary": {"run_t')  # cut off mid-write
+    rows = read_rows(rebuild(tmp_path))
+    assert [r["run_tag"] for r in rows] == ["t0", "t1", "t2"]

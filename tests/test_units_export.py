@@ -1,0 +1,59 @@
+import onnx
+import pytest
+
+from tasnet_sweep.export import export_unit, onnx_parity
+from tasnet_sweep.model.units import UNIT_NAMES, build_unit, count_macs
+
+from conftest import SMALL, compose_cfg
+
+
+@pytest.mark.parametrize("decoder", ["convtranspose", "conv1x1_head"])
+@pytest.mark.parametrize("name", UNIT_NAMES)
+def test_every_unit_exports_passes_the_checker_and_matches_torch(tmp_path, name, decoder):
+    cfg = compose_cfg(*SMALL, f"unit={name}", f"model.decoder={decoder}")
+    unit = build_unit(cfg.model, cfg.unit)
+    res = export_unit(unit, tmp_path / f"{name}.onnx", opset=cfg.export.opset)
+    model = onnx.load(res.onnx_path)
+    onnx.checker.check_model(model, full_check=True)
+    assert model.opset_import[0].version == 13
+    # static shapes everywhere: every input dimension is a fixed number
+    for inp, (_, shape) in zip(model.graph.input, unit.inputs):
+        assert [d.dim_value for d in inp.type.tensor_type.shape.dim] == shape
+    err, _ = onnx_parity(unit, res.onnx_path)
+    assert err < 1e-4
+    assert count_macs(unit) >= 0
+
+
+def test_units_have_the_shapes_the_bring_up_used():
+    base = ["model.n_filters=256", "model.bn=128", "model.hidden=256", "model.time_len=16000"]
+    enc = build_unit(*_mu(*base, "unit=encoder"))
+    assert enc.inputs[0][1] == [1, 1, 1, 16000]
+    norm = build_unit(*_mu(*base, "unit=norm", "unit.op=affine", "unit.width=1024"))
+    assert norm.inputs[0][1] == [1, 128, 1, 1024]
+    head = build_unit(*_mu(*base, "unit=decoder_pre"))
+    assert [s for _, s in head.inputs] == [[1, 256, 1, 1999], [1, 512, 1, 1999]]
+
+
+def test_tdconvnet_keeps_the_requested_number_of_blocks():
+    unit = build_unit(*_mu(*SMALL, "unit=tdconvnet", "unit.blocks=2"))
+    assert unit.extra["blocks"] == 2
+    assert len(unit.module.masker.blocks) == 2
+
+
+def test_macs_of_a_pointwise_conv_are_cin_cout_width():
+    unit = build_unit(*_mu(*SMALL, "unit=masker_mask_head"))
+    # skip=16 -> n_src*N = 64 channels over 99 frames
+    assert count_macs(unit) == 16 * 64 * 99
+
+
+def test_paper_model_onnx_matches_torch_at_16000_samples(tmp_path):
+    cfg = compose_cfg()
+    unit = build_unit(cfg.model, cfg.unit)
+    res = export_unit(unit, tmp_path / "full.onnx")
+    err, _ = onnx_parity(unit, res.onnx_path)
+    assert err < 1e-4
+
+
+def _mu(*overrides):
+    cfg = compose_cfg(*overrides)
+    return cfg.model, cfg.unit

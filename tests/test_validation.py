@@ -1,0 +1,65 @@
+"""Every config mistake is one line naming the key and what is accepted, exit 2, nothing written."""
+
+import pytest
+
+from tasnet_sweep.cli import main, preflight
+
+BAD = {
+    "model.bn=0": "model.bn=0",
+    "model.n_filters=-4": "model.n_filters=-4",
+    "model.hidden=abc": "model.hidden=abc",
+    "model.skip=1.5": "model.skip=1.5",
+    "model.n_src=0": "model.n_src=0",
+    "model.kernel_size=4": "model.kernel_size=4 is smaller than model.stride=8",
+    "model.norm=batch": "expected one of gLN, cLN, affine, identity",
+    "model.activation=gelu": "expected one of prelu, relu",
+    "model.mask_act=tanh": "expected one of sigmoid, relu",
+    "model.skip_topology=concat": "expected one of sum, project",
+    "model.mask_mul=maybe": "expected one of normal, bypass",
+    "model.decoder=linear": "expected one of convtranspose, conv1x1_head",
+    "model.time_len=8": "model.time_len=8 is too short",
+    "model.conv_kernel=4": "expected an odd number",
+    "model.truncate_k_blocks=99": "model.truncate_k_blocks=99",
+    "model.nope=1": "model.nope is not a known key",
+    "unit=nope": "unit=nope is not an option: expected one of",
+    "hw=hailo9": "hw=hailo9 is not an option",
+    "unit.width=12": "unit.width=12 does not apply to unit=full",
+    "run_tag=../escape": "run_tag='../escape' is invalid",
+    "export.opset=30": "export.opset=30",
+    "tiling.mode=spiral": "expected one of none, temporal, blocked",
+}
+
+
+@pytest.mark.parametrize("override,expected", BAD.items())
+def test_bad_override_is_one_clear_line(override, expected):
+    problems = preflight([override])
+    assert len(problems) == 1, problems
+    assert expected in problems[0]
+
+
+def test_unit_specific_checks():
+    assert "unit.op='swish'" in preflight(["unit=activation", "unit.op=swish"])[0]
+    assert "unit.source=2" in preflight(["unit=source_projector", "unit.source=2"])[0]
+    assert "no work when model.mask_mul=bypass" in preflight(
+        ["unit=decoder_pre", "model.mask_mul=bypass"])[0]
+
+
+def test_grid_is_checked_job_by_job_before_anything_runs():
+    problems = preflight(["-m", "model.bn=32,0,64", "model.kernel_size=4,16"])
+    assert len(problems) == 2
+    assert any("model.bn=0" in p and "2 of 6 jobs" in p for p in problems)
+
+
+def test_good_config_has_no_problems():
+    assert preflight(["model.bn=32"]) == []
+    assert preflight(["-m", "model.bn=32,48,64"]) == []
+
+
+def test_main_exits_2_without_traceback_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["model.bn=0"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "tasnet_sweep: config error: model.bn=0 is invalid: expected a whole number >= 1"]
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
