@@ -27,7 +27,7 @@ def run_paths(cfg) -> tuple[Path, Path]:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def hydra_app(cfg) -> float | None:
+def hydra_app(cfg) -> dict | None:
     from . import trial
 
     run_dir, summary = run_paths(cfg)
@@ -38,4 +38,4 @@ def hydra_app(cfg) -> float | None:
             print(f"tasnet_sweep: config error: {p}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
     log.info("%s", trial.one_line(result))
-    return result.get("objective")
+    return trial.sweep_return(result)

@@ -212,9 +212,13 @@ def validate(cfg) -> list[str]:
     if not 7 <= cfg.export.opset <= 20:
         problems.append(f"export.opset={cfg.export.opset} is invalid: expected 7 to 20 "
                         "(the legacy exporter's range; 13 is the default)")
+    _one_of(problems, "compiler.replay_missing", cfg.compiler.replay_missing,
+            ("error", "estimate"))
     if not problems:
         # unit checks need a sound model config to derive shapes from
-        from .model.units import unit_problems
+        from .compile import backend_problems
+        from .model.catalog import unit_problems
 
         problems.extend(unit_problems(cfg))
+        problems.extend(backend_problems(cfg.compiler))
     return problems

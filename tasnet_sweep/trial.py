@@ -1,17 +1,21 @@
 """One trial, once: config -> unit -> ONNX export + checks -> compile backend -> records.
 
 This is the only place that strings the stages together; sweeps and experiments only choose
-configs, and nothing here knows how a backend compiles.
+configs, and nothing here knows how a backend compiles.  A repeated trial (same recipe) is
+answered from the trial cache without importing torch; a new recipe that exports to an ONNX
+graph compiled before is answered from the compile cache without recompiling.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from importlib import metadata
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from . import __version__
 from .atomic import write_json, write_text
 from .config import ConfigError, validate
 from .report.tsv import KNOB_COLUMNS, append_row
@@ -24,67 +28,178 @@ def knobs_of(cfg) -> dict:
     return {k: cfg.model[k] for k in KNOB_COLUMNS}
 
 
+def _versions() -> dict:
+    found = {"tasnet_sweep": __version__}
+    for dist in ("torch", "onnx"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = None
+    return found
+
+
+def recipe_key(cfg, backend, hw: dict) -> str:
+    """Everything that determines a trial's record, without building anything."""
+    from .compile.cache import key_of
+
+    plain = {k: OmegaConf.to_container(cfg[k], resolve=True)
+             for k in ("model", "unit", "export", "tiling")}
+    return key_of("trial", RESULT_SCHEMA, _versions(), plain, hw, backend.name,
+                  backend.version(), backend.cache_identity())
+
+
 def run(cfg, run_dir: str | Path, summary_path: str | Path | None = None) -> dict:
     """Run one trial into ``run_dir`` and append its row to ``summary_path``; return the result."""
     problems = validate(cfg)
     if problems:
         raise ConfigError(problems)
-    import torch
+    from .compile import make_backend
 
-    from .export import export_unit, onnx_parity
-    from .model.units import build_unit, count_macs, count_params
-
+    backend = make_backend(cfg.compiler, cfg.hw)  # a missing SDK or replay file stops here
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    torch.manual_seed(cfg.export.seed)
-    unit = build_unit(cfg.model, cfg.unit)
     write_text(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    hw = OmegaConf.to_container(cfg.hw, resolve=True)
 
-    onnx_path = run_dir / f"{unit.name}.onnx"
-    exported = export_unit(unit, onnx_path, opset=cfg.export.opset, seed=cfg.export.seed)
-    if cfg.export.parity:
-        exported.parity_max_abs, exported.parity_seconds = onnx_parity(unit, onnx_path,
-                                                                        seed=cfg.export.seed + 1)
-    with torch.no_grad():
-        out = unit.module(*unit.example_inputs(cfg.export.seed))
-    out_shape = list((out[0] if isinstance(out, tuple) else out).shape)
-
-    result = {
-        "schema": RESULT_SCHEMA,
-        "run_tag": cfg.run_tag,
-        "unit": {"name": unit.name, "description": unit.description, "layers": unit.layers,
-                 "inputs": [{"name": n, "shape_nchw": s} for n, s in unit.inputs],
-                 "outputs": unit.outputs, "output_shape_nchw": out_shape, **unit.extra},
-        "knobs": knobs_of(cfg),
-        "params": count_params(unit.module),
-        "macs": count_macs(unit),
-        "export": exported.as_dict(),
-    }
+    record, outcome = _cached(cfg, backend, hw, run_dir)
+    if record is None:
+        record, outcome = _fresh(cfg, backend, hw, run_dir)
+    result = {"schema": RESULT_SCHEMA, "run_tag": cfg.run_tag, **record,
+              "knobs": knobs_of(cfg), "compile": outcome.as_dict()}
+    result["export"]["onnx_path"] = str(run_dir / record["onnx_name"])
     status = "ok"
-    if cfg.export.parity and exported.parity_max_abs > cfg.export.parity_tol:
+    parity = result["export"].get("parity_max_abs")
+    if parity is not None and parity > cfg.export.parity_tol:
         status = "parity_fail"
-        log.warning("ONNX parity %.3g exceeds export.parity_tol=%g", exported.parity_max_abs,
-                    cfg.export.parity_tol)
+        log.warning("ONNX parity %.3g exceeds export.parity_tol=%g", parity, cfg.export.parity_tol)
+    if outcome.failure is not None:
+        from .compile.failures import write_failure_files
+
+        write_failure_files(outcome.failure, run_dir, evidence=outcome.evidence)
     result["status"] = status
     result["seconds"] = time.perf_counter() - t0
-    result["summary"] = summary_row(cfg, result, run_dir, unit, out_shape)
+    result["summary"] = summary_row(cfg, result, run_dir, outcome)
     write_json(run_dir / "result.json", result)
     if summary_path is not None:
         append_row(summary_path, result["summary"])
     return result
 
 
-def summary_row(cfg, result: dict, run_dir: Path, unit, out_shape) -> dict:
-    row = {"run_tag": cfg.run_tag, "unit": unit.name, **result["knobs"],
-           "tiling": cfg.tiling.mode, "tile_width": cfg.tiling.tile_width,
-           "channel_block": cfg.tiling.channel_block,
-           "in_chan": unit.in_chan, "out_chan": out_shape[1], "latent_width": unit.latent_width,
-           "params": result["params"], "macs": result["macs"], "hw_arch": cfg.hw.arch,
-           "parity_max_abs": result["export"]["parity_max_abs"], "status": result["status"],
-           "seconds": round(result["seconds"], 3), "onnx_path": result["export"]["onnx_path"],
-           "result_path": str(run_dir / "result.json"), "run_dir": str(run_dir)}
-    return row
+def _caches(cfg):
+    from .compile.cache import CompileCache, TrialCache
+
+    return TrialCache(cfg.compiler.cache_dir), CompileCache(cfg.compiler.cache_dir)
+
+
+def _cached(cfg, backend, hw, run_dir: Path):
+    """(record, outcome) from the trial cache, or (None, None)."""
+    if not cfg.compiler.cache:
+        return None, None
+    trials, compiles = _caches(cfg)
+    record = trials.get(recipe_key(cfg, backend, hw))
+    if record is None:
+        return None, None
+    entry = compiles.store.get(record["compile_key"])
+    if entry is None:
+        return None, None
+    return record, compiles.restore(entry, run_dir, onnx_name=record["onnx_name"])
+
+
+def _fresh(cfg, backend, hw, run_dir: Path):
+    """Build, export, check and compile the unit; store the record for the next time."""
+    import torch
+
+    from .compile.base import CompileRequest
+    from .export import export_unit, onnx_parity
+    from .model.units import build_unit, count_macs, count_params
+
+    torch.manual_seed(cfg.export.seed)
+    unit = build_unit(cfg.model, cfg.unit)
+    onnx_name = f"{unit.name}.onnx"
+    exported = export_unit(unit, run_dir / onnx_name, opset=cfg.export.opset,
+                           seed=cfg.export.seed)
+    if cfg.export.parity:
+        exported.parity_max_abs, exported.parity_seconds = onnx_parity(
+            unit, exported.onnx_path, seed=cfg.export.seed + 1)
+    with torch.no_grad():
+        out = unit.module(*unit.example_inputs(cfg.export.seed))
+    out_shape = list((out[0] if isinstance(out, tuple) else out).shape)
+    record = {
+        "unit": {"name": unit.name, "description": unit.description, "layers": unit.layers,
+                 "inputs": [{"name": n, "shape_nchw": s} for n, s in unit.inputs],
+                 "outputs": unit.outputs, "output_shape_nchw": out_shape, **unit.extra,
+                 "latent_width": unit.latent_width},
+        "params": count_params(unit.module),
+        "macs": count_macs(unit),
+        "export": exported.as_dict(),
+        "onnx_name": onnx_name,
+    }
+    signature = {**knobs_of(cfg), "unit": unit.name, "unit_op": unit.extra.get("op"),
+                 "in_chan": unit.in_chan,
+                 "out_chan": out_shape[1], "latent_width": unit.latent_width,
+                 "hw_arch": cfg.hw.arch, "tiling": cfg.tiling.mode}
+    if cfg.unit.width is not None:  # the graph does not depend on time_len then
+        signature["time_len"] = None
+    request = CompileRequest(unit_name=unit.name, net_name=_net_name(cfg.run_tag),
+                             onnx_path=Path(exported.onnx_path), inputs=unit.inputs,
+                             outputs=unit.outputs, work_dir=run_dir, knobs=signature)
+    if not cfg.compiler.cache:
+        return record, backend.compile(request)
+    trials, compiles = _caches(cfg)
+    outcome, compile_key = compiles.compile(backend, request, hw)
+    if compiles.store.get(compile_key) is not None:  # transient failures are not stored
+        record["compile_key"] = compile_key
+        trials.put(recipe_key(cfg, backend, hw), record)
+    return record, outcome
+
+
+def _net_name(run_tag: str) -> str:
+    """The DFC network name: letters, digits and underscores."""
+    return "".join(c if c.isalnum() else "_" for c in run_tag)[:64] or "net"
+
+
+def summary_row(cfg, result: dict, run_dir: Path, outcome) -> dict:
+    unit = result["unit"]
+    failure = outcome.failure
+    m = outcome.metrics
+    return {
+        "run_tag": cfg.run_tag, "unit": unit["name"], "unit_op": unit.get("op"),
+        **result["knobs"],
+        "tiling": cfg.tiling.mode, "tile_width": cfg.tiling.tile_width,
+        "channel_block": cfg.tiling.channel_block,
+        "in_chan": unit["inputs"][0]["shape_nchw"][1],
+        "out_chan": unit["output_shape_nchw"][1],
+        "latent_width": unit["latent_width"],
+        "params": result["params"], "macs": result["macs"],
+        "backend": outcome.backend, "evidence": outcome.evidence, "hw_arch": cfg.hw.arch,
+        "verdict": outcome.verdict, "har_success": outcome.har_success,
+        "hef_success": outcome.hef_success,
+        "exception_type": failure.exception_type if failure else None,
+        "failure_family": failure.family if failure else None,
+        "failure_head": failure.head if failure else None,
+        "first_failing_layer": failure.layer if failure else None,
+        "first_failing_layer_family": failure.layer_family if failure else None,
+        "est_contexts": m.get("est_contexts"), "est_fps": m.get("est_fps"),
+        "cache_hit": outcome.cache_hit,
+        "parity_max_abs": result["export"].get("parity_max_abs"), "status": result["status"],
+        "seconds": round(result["seconds"], 3), "onnx_path": result["export"]["onnx_path"],
+        "har_path": _artifact(outcome, ".har"), "hef_path": _artifact(outcome, ".hef"),
+        "result_path": str(run_dir / "result.json"), "run_dir": str(run_dir),
+    }
+
+
+def _artifact(outcome, suffix: str) -> str | None:
+    found = [s.artifact for s in outcome.stages if s.artifact and s.artifact.endswith(suffix)]
+    return found[-1] if found else None
+
+
+def sweep_return(result: dict) -> dict:
+    """What a job hands back to a Hydra sweeper (small and picklable)."""
+    s = result["summary"]
+    return {"verdict": s["verdict"], "evidence": s["evidence"], "params": s["params"],
+            "macs": s["macs"], "failure_family": s["failure_family"],
+            "cache_hit": bool(s["cache_hit"]), "run_dir": s["run_dir"]}
 
 
 def one_line(result: dict) -> str:
@@ -94,11 +209,17 @@ def one_line(result: dict) -> str:
              f"macs={s['macs']:,}"]
     if s.get("parity_max_abs") is not None:
         parts.append(f"onnx_parity={s['parity_max_abs']:.2g}")
-    if s.get("verdict"):
-        parts.append(f"{s['verdict'].upper()} ({s['evidence']})")
-        if s.get("failure_family"):
-            parts.append(f"family={s['failure_family']}")
-        if s.get("first_failing_layer"):
-            parts.append(f"first_failing_layer={s['first_failing_layer']}")
+    verdict = s["verdict"].upper()
+    if s["evidence"] == "estimate":
+        verdict = f"{verdict} (evidence=estimate: predicted, not compiled)"
+    else:
+        verdict = f"{verdict} (evidence={s['evidence']})"
+    parts.append(verdict)
+    if s.get("failure_family"):
+        parts.append(f"family={s['failure_family']}")
+    if s.get("first_failing_layer"):
+        parts.append(f"first_failing_layer={s['first_failing_layer']}")
+    if s.get("cache_hit"):
+        parts.append("cache_hit")
     parts.append(f"-> {s['run_dir']}")
     return " ".join(parts)

@@ -5,6 +5,26 @@ from __future__ import annotations
 from .base import CompileBackend
 
 
+def backend_problems(compiler_cfg) -> list[str]:
+    """Cheap checks that a backend can start (run in preflight, before any directory exists)."""
+    import importlib.util
+
+    name = compiler_cfg.backend
+    if name == "hailo_dfc" and importlib.util.find_spec("hailo_sdk_client") is None:
+        return ["compiler=hailo_dfc needs Hailo's Dataflow Compiler (hailo_sdk_client), which is "
+                "not installed: install the wheel from Hailo's Developer Zone (README: Adding "
+                "Hailo's wheels), or use compiler=estimate, which works without it"]
+    if name == "replay":
+        from ..config import ConfigError
+        from .replay import check_tsv
+
+        try:
+            check_tsv(compiler_cfg.replay_tsv)
+        except ConfigError as exc:
+            return exc.problems
+    return []
+
+
 def make_backend(compiler_cfg, hw_cfg) -> CompileBackend:
     """The backend named by ``compiler.backend``; heavy modules are imported only here."""
     name = compiler_cfg.backend

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..config import NORM_NAMES, UNIT_ACTIVATION_NAMES
+from .catalog import UNIT_NAMES, WAVEFORM_UNITS, n_active_blocks  # noqa: F401
 from .activations import make_activation
 from .blocks import DecoderConv1x1Head, conv1x1
 from .convtasnet import ConvTasNet, build_model, dims_for
@@ -35,7 +35,8 @@ class Unit:
 
     @property
     def latent_width(self) -> int:
-        return self.inputs[0][1][3]
+        """The time width the unit's latent tensors have (encoder frames for waveform units)."""
+        return self.extra.get("latent_width", self.inputs[0][1][3])
 
     def example_inputs(self, seed: int = 0) -> tuple[torch.Tensor, ...]:
         g = torch.Generator().manual_seed(seed)
@@ -115,54 +116,6 @@ def _source_projector(model: ConvTasNet, source: int) -> nn.Module:
     return _Sequential(head.act, proj, head.mask_act)
 
 
-UNIT_NAMES = ("full", "encoder", "encoder_only", "masker_only", "tdconvnet", "masker_bottleneck",
-              "conv1d_block", "masker_tcn_block0", "masker_mask_head", "source_projector",
-              "decoder_pre", "decoder", "decoder_head", "norm", "activation")
-#: units whose input is the waveform; their width comes from model.time_len
-WAVEFORM_UNITS = frozenset({"full", "encoder", "encoder_only"})
-
-
-def _n_active(m) -> int:
-    return m.truncate_k_blocks or m.n_blocks * m.n_repeats
-
-
-def unit_problems(cfg) -> list[str]:
-    u, m = cfg.unit, cfg.model
-    if u.name not in UNIT_NAMES:
-        return [f"unit.name={u.name!r} is invalid: expected one of {', '.join(UNIT_NAMES)}"]
-    problems = []
-    if u.width is not None:
-        if u.name in WAVEFORM_UNITS:
-            problems.append(f"unit.width={u.width} does not apply to unit={u.name}: its input is "
-                            "the waveform, so set model.time_len instead")
-        elif u.width < 1:
-            problems.append(f"unit.width={u.width} is invalid: expected a whole number >= 1")
-    if u.channels is not None and u.channels < 1:
-        problems.append(f"unit.channels={u.channels} is invalid: expected a whole number >= 1")
-    if u.name == "norm" and u.op is not None and u.op not in NORM_NAMES:
-        problems.append(f"unit.op={u.op!r} is invalid for unit=norm: expected one of "
-                        f"{', '.join(NORM_NAMES)}")
-    if u.name == "activation" and u.op is not None and u.op not in UNIT_ACTIVATION_NAMES:
-        problems.append(f"unit.op={u.op!r} is invalid for unit=activation: expected one of "
-                        f"{', '.join(UNIT_ACTIVATION_NAMES)}")
-    if u.op is not None and u.name not in ("norm", "activation"):
-        problems.append(f"unit.op={u.op!r} applies only to unit=norm or unit=activation, "
-                        f"not unit={u.name}")
-    if not 0 <= u.source < m.n_src:
-        problems.append(f"unit.source={u.source} is invalid: expected 0 to model.n_src-1="
-                        f"{m.n_src - 1}")
-    if not 0 <= u.block < _n_active(m):
-        problems.append(f"unit.block={u.block} is invalid: expected 0 to {_n_active(m) - 1} "
-                        "(the model's active blocks)")
-    if u.blocks is not None and not 1 <= u.blocks <= m.n_blocks * m.n_repeats:
-        problems.append(f"unit.blocks={u.blocks} is invalid: expected 1 to "
-                        f"n_blocks*n_repeats={m.n_blocks * m.n_repeats}")
-    if u.name == "decoder_pre" and m.mask_mul == "bypass":
-        problems.append("unit=decoder_pre has no work when model.mask_mul=bypass (there is no "
-                        "mask multiply): choose model.mask_mul=normal or another unit")
-    return problems
-
-
 def build_unit(model_cfg, unit_cfg, model: ConvTasNet | None = None) -> Unit:
     """Build the named unit; ``model`` may be passed to share weights with a built model."""
     u, m = unit_cfg, model_cfg
@@ -182,6 +135,14 @@ def build_unit(model_cfg, unit_cfg, model: ConvTasNet | None = None) -> Unit:
     skip_c = m.skip
     masker = model.masker
     name = u.name
+    if name in WAVEFORM_UNITS:
+        unit = _waveform_unit(name, model, m, wave, n)
+        unit.extra["latent_width"] = d.latent_width
+        return unit
+    return _latent_unit(name, model, masker, m, u, latent, n, src, skip_c)
+
+
+def _waveform_unit(name, model, m, wave, n) -> Unit:
     if name == "full":
         return Unit(name, _Npu(model), [("input", wave)], ["output"],
                     "whole NPU graph: encoder, masker, mask multiply, decoder",
@@ -193,9 +154,13 @@ def build_unit(model_cfg, unit_cfg, model: ConvTasNet | None = None) -> Unit:
     if name == "encoder_only":
         return Unit(name, model.encoder.conv, [("input", wave)], ["output"],
                     f"encoder conv 1->{n} kernel {m.kernel_size} stride {m.stride}", "conv")
+    raise ValueError(f"unknown waveform unit {name!r}")
+
+
+def _latent_unit(name, model, masker, m, u, latent, n, src, skip_c) -> Unit:
     if name in ("masker_only", "tdconvnet"):
         k = (u.blocks or m.truncate_k_blocks or 1) if name == "tdconvnet" else None
-        kept = _n_active(m) if k is None else k
+        kept = n_active_blocks(m) if k is None else k
         return Unit(name, _Masker(masker, k), [("input", latent(n))], ["output"],
                     f"masker with {kept} block(s): norm, bottleneck, blocks, mask head",
                     "norm, conv1x1, conv1d blocks, conv1x1, mask activation",
@@ -235,12 +200,12 @@ def build_unit(model_cfg, unit_cfg, model: ConvTasNet | None = None) -> Unit:
         op = u.op or m.norm
         c = u.channels or m.bn
         return Unit(name, make_norm(op, c), [("input", latent(c))], ["output"],
-                    f"{op} norm on {c} channels", "norm")
+                    f"{op} norm on {c} channels", "norm", {"op": op})
     if name == "activation":
         op = u.op or m.mask_act
         c = u.channels or m.bn
         return Unit(name, make_activation(op), [("input", latent(c))], ["output"],
-                    f"{op} on {c} channels", "activation")
+                    f"{op} on {c} channels", "activation", {"op": op})
     raise ValueError(f"unknown unit {name!r}")  # unit_problems rejects it first
 
 

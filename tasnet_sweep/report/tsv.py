@@ -18,7 +18,7 @@ KNOB_COLUMNS = ("n_src", "n_filters", "kernel_size", "stride", "bn", "hidden", "
                 "conv_kernel", "n_blocks", "n_repeats", "norm", "activation", "mask_act",
                 "skip_topology", "mask_mul", "decoder", "truncate_k_blocks", "time_len")
 SUMMARY_COLUMNS = (
-    "run_tag", "unit", *KNOB_COLUMNS, "tiling", "tile_width", "channel_block",
+    "run_tag", "unit", "unit_op", *KNOB_COLUMNS, "tiling", "tile_width", "channel_block",
     "in_chan", "out_chan", "latent_width", "params", "macs",
     "backend", "evidence", "hw_arch", "verdict", "har_success", "hef_success",
     "exception_type", "failure_family", "failure_head", "first_failing_layer",

@@ -1,0 +1,194 @@
+"""Content-addressed cache of compile outcomes, and of whole trials.
+
+Two levels, both verified on every read:
+- a *compile entry* is keyed by the ONNX bytes plus everything that can change the answer
+  (backend, its version and settings, the hw profile).  Two configs that build the same graph
+  share it.  It holds the outcome, the ONNX file and the backend's artifacts (HAR/HEF).
+- a *trial entry* is keyed by the recipe: the resolved model/unit/export/tiling config, the
+  compile key inputs and the package/torch versions.  A re-run of the same trial is answered from
+  it without building or exporting anything (no torch import at all).
+
+Every entry has a manifest of sha256 digests; an entry whose files do not match it (a crash mid-
+write, a bad disk, a hand edit) is reported, removed and recomputed, never trusted.  A per-key
+lock is held while an entry is computed, so parallel workers never compile one key twice at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from ..atomic import locked, write_bytes, write_json
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.json"
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def key_of(*parts) -> str:
+    """A stable key from JSON-able parts (dict key order does not matter)."""
+    return digest(json.dumps(parts, sort_keys=True, default=str).encode())
+
+
+class CorruptEntry(Exception):
+    pass
+
+
+class ContentStore:
+    """Directories of files under ``root/<kind>/<key[:2]>/<key>/`` with a digest manifest."""
+
+    def __init__(self, root: str | os.PathLike, kind: str):
+        self.root = Path(root) / kind
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    @contextmanager
+    def claim(self, key: str) -> Iterator[None]:
+        """Hold the key's lock: one worker computes an entry while others wait for it."""
+        with locked(self.path(key).with_suffix(".claim")):
+            yield
+
+    def get(self, key: str) -> Path | None:
+        """The entry's directory if it exists and verifies; a corrupted entry is removed."""
+        entry = self.path(key)
+        manifest = entry / MANIFEST
+        if not manifest.exists():
+            return None
+        try:
+            files = json.loads(manifest.read_text())["files"]
+            for name, expected in files.items():
+                if not (entry / name).is_file() or file_digest(entry / name) != expected:
+                    raise CorruptEntry(f"{name} does not match its digest")
+        except (ValueError, KeyError, TypeError, CorruptEntry) as exc:
+            log.warning("cache entry %s is corrupted (%s): recomputing it", entry, exc)
+            shutil.rmtree(entry, ignore_errors=True)
+            return None
+        return entry
+
+    def put(self, key: str, blobs: dict[str, bytes], files: dict[str, Path]) -> Path:
+        """Store ``blobs`` (name -> bytes) and copies of ``files`` (name -> path); manifest last."""
+        entry = self.path(key)
+        if entry.exists():
+            shutil.rmtree(entry)
+        entry.mkdir(parents=True)
+        digests = {}
+        for name, data in blobs.items():
+            write_bytes(entry / name, data)
+            digests[name] = digest(data)
+        for name, src in files.items():
+            dst = entry / name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dst.with_name(f".{dst.name}.tmp")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+            digests[name] = file_digest(dst)
+        write_json(entry / MANIFEST, {"files": digests})  # the entry exists once this exists
+        return entry
+
+
+def restore_file(src: Path, dst: Path) -> Path:
+    """Place a cached file at ``dst`` (a hard link where possible, else a copy)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    if tmp.exists():
+        tmp.unlink()
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+    return dst
+
+
+class CompileCache:
+    """Answers a compile request from an earlier identical one, or runs the backend and stores it."""
+
+    #: families that say more about the machine at the time than about the graph: not cached
+    TRANSIENT = frozenset({"crash", "timeout", "missing_sdk"})
+
+    def __init__(self, root: str | os.PathLike):
+        self.store = ContentStore(root, "compile")
+
+    @staticmethod
+    def key(onnx_digest: str, backend, hw: dict) -> str:
+        return key_of("compile", onnx_digest, backend.name, backend.version(),
+                      backend.cache_identity(), hw)
+
+    def compile(self, backend, request, hw: dict):
+        """(outcome, key) for ``request``; ``outcome.cache_hit`` tells whether it was stored."""
+        from .base import CompileOutcome
+
+        key = self.key(file_digest(request.onnx_path), backend, hw)
+        with self.store.claim(key):
+            entry = self.store.get(key)
+            if entry is not None:
+                return self.restore(entry, request.work_dir), key
+            outcome = backend.compile(request)
+            if outcome.failure is None or outcome.failure.family not in self.TRANSIENT:
+                self._put(key, outcome, request)
+        assert isinstance(outcome, CompileOutcome)
+        return outcome, key
+
+    def _put(self, key: str, outcome, request) -> None:
+        files = {"unit.onnx": Path(request.onnx_path)}
+        for stage in outcome.stages:
+            if stage.artifact and Path(stage.artifact).is_file():
+                files[f"artifacts/{Path(stage.artifact).name}"] = Path(stage.artifact)
+        if outcome.report_path and Path(outcome.report_path).is_file():
+            files[f"artifacts/{Path(outcome.report_path).name}"] = Path(outcome.report_path)
+        blob = json.dumps(outcome.as_dict(), indent=1, default=str).encode()
+        self.store.put(key, {"outcome.json": blob}, files)
+
+    def restore(self, entry: Path, work_dir: Path, onnx_name: str | None = None):
+        """The stored outcome with its artifacts placed in ``work_dir`` (paths rewritten)."""
+        from .base import CompileOutcome
+
+        outcome = CompileOutcome.from_dict(json.loads((entry / "outcome.json").read_text()))
+        work_dir = Path(work_dir)
+
+        def place(path: str | None) -> str | None:
+            if not path:
+                return path
+            src = entry / "artifacts" / Path(path).name
+            return str(restore_file(src, work_dir / src.name)) if src.is_file() else path
+
+        for stage in outcome.stages:
+            stage.artifact = place(stage.artifact)
+        outcome.report_path = place(outcome.report_path)
+        if onnx_name is not None:
+            restore_file(entry / "unit.onnx", work_dir / onnx_name)
+        outcome.cache_hit = True
+        return outcome
+
+
+class TrialCache:
+    """Whole-trial records keyed by recipe; a hit needs a valid compile entry as well."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.store = ContentStore(root, "trial")
+
+    def get(self, key: str) -> dict | None:
+        entry = self.store.get(key)
+        return None if entry is None else json.loads((entry / "record.json").read_text())
+
+    def put(self, key: str, record: dict) -> None:
+        blob = json.dumps(record, indent=1, default=str).encode()
+        self.store.put(key, {"record.json": blob}, {})

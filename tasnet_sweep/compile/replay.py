@@ -1,0 +1,175 @@
+"""Answers from a TSV of recorded outcomes: a previous sweep's summary.tsv or the public table.
+
+A request matches a row when every descriptive column the row fills in (unit or module, channel
+counts, widths, knobs, hw_arch) equals the request's value; the most specific match wins.  The
+public table's module names and ``model_config`` pairs are mapped onto this project's unit names
+and knob columns.  Every answer is labelled ``evidence=replay``; where the row itself came from
+an estimate, ``metrics.replayed_evidence`` says so.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+from ..config import ConfigError
+from .base import STAGES, CompileBackend, CompileOutcome, CompileRequest, Failure, StageResult
+from .cache import file_digest
+
+#: public-table module names -> unit names of this project
+MODULE_ALIASES = {
+    "hailo_convtasnet": "full", "source_projector_out0": "source_projector",
+    "source_projector_out1": "source_projector", "source_projector_block": "source_projector",
+    "decoder_head_src0": "decoder_head", "decoder_head_src1": "decoder_head",
+    "decoder_head_block": "decoder_head", "decoder_pre_half0": "decoder_pre",
+    "decoder_pre_half1": "decoder_pre", "decoder_pre_block": "decoder_pre",
+}
+KNOB_ALIASES = {"hid": "hidden", "hid_chan": "hidden", "kernel": "conv_kernel",
+                "norm_mode": "unit_op"}
+#: a row must agree on these; the other columns count where both sides are filled in
+REQUIRED_COLUMNS = ("unit", "in_chan", "latent_width")
+MATCH_COLUMNS = ("unit", "unit_op", "in_chan", "latent_width", "time_len", "hw_arch",
+                 "n_src", "n_filters", "kernel_size", "stride", "bn", "hidden", "skip",
+                 "conv_kernel", "n_blocks", "n_repeats", "norm", "activation", "mask_act",
+                 "skip_topology", "mask_mul", "decoder", "truncate_k_blocks",
+                 "tiling", "tile_width", "channel_block")
+TRUE = {"true", "1", "yes", "pass"}
+OPTIMIZE_FAMILIES = frozenset({"quantization", "calibration_shape"})
+
+
+def _normalise(row: dict) -> dict:
+    """A recorded row as {column: text} in this project's vocabulary."""
+    out = {k: (v or "").strip() for k, v in row.items() if k}
+    if not out.get("unit") and out.get("module"):
+        out["unit"] = MODULE_ALIASES.get(out["module"], out["module"])
+    # a 1x1 row's graph is fixed by its channels and width; its model_config only names the
+    # model it was cut from, so it is context there, not something to match
+    pairs = [] if out.get("layers", "").startswith("conv1x1") else \
+        re.findall(r"(\w+)=(\S+)", out.get("model_config", ""))
+    for pair in pairs:
+        key = KNOB_ALIASES.get(pair[0], pair[0])
+        if pair[0] == "kernel" and out.get("unit") in ("encoder", "encoder_only"):
+            key = "kernel_size"  # the public table says kernel= for the encoder's L too
+        if pair[0] == "mask_act" and out.get("unit") == "activation":
+            key = "unit_op"
+        if key in MATCH_COLUMNS and not out.get(key):
+            out[key] = pair[1]
+    if not out.get("exception_type") and out.get("exception"):
+        out["exception_type"] = out["exception"]
+    return out
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def check_tsv(path) -> Path:
+    """The replay TSV's path if it exists and has outcome columns; else a ConfigError."""
+    if not path:
+        raise ConfigError(["compiler.replay_tsv is not set: expected the path of a TSV of "
+                           "recorded outcomes, e.g. compiler.replay_tsv=outputs/.../summary.tsv"])
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"compiler.replay_tsv={str(path)!r} does not exist: expected a TSV "
+                           "of recorded outcomes (a summary.tsv or the public outcomes table)"])
+    with open(path, newline="") as f:
+        header = next((ln for ln in f if not ln.startswith("#")), "")
+    if "hef_success" not in header.rstrip("\n").split("\t"):
+        raise ConfigError([f"compiler.replay_tsv={str(path)!r} has no hef_success column: "
+                           "expected a summary.tsv or the public outcomes table"])
+    return path
+
+
+def load_rows(path: str | Path) -> list[dict]:
+    path = check_tsv(path)
+    with open(path, newline="") as f:
+        lines = [ln for ln in f if not ln.startswith("#")]
+    return [_normalise(r) for r in csv.DictReader(lines, delimiter="\t")]
+
+
+class ReplayBackend(CompileBackend):
+    name = "replay"
+    evidence = "replay"
+
+    def __init__(self, compiler_cfg, hw_cfg):
+        self.path = Path(compiler_cfg.replay_tsv)
+        self.rows = load_rows(self.path)
+        self.missing = compiler_cfg.replay_missing
+        self._compiler_cfg, self._hw_cfg = compiler_cfg, hw_cfg
+        self._digest = file_digest(self.path)
+
+    def version(self) -> str:
+        return f"replay:{self._digest[:16]}"
+
+    def cache_identity(self) -> dict:
+        return {"tsv": self._digest, "missing": self.missing}
+
+    def match(self, signature: dict) -> dict | None:
+        best, best_score = None, -1
+        for row in self.rows:
+            score = 0
+            for col in MATCH_COLUMNS:
+                recorded, wanted = row.get(col, ""), _text(signature.get(col))
+                if col in REQUIRED_COLUMNS and not recorded:
+                    break
+                if recorded == "" or (wanted == "" and col not in REQUIRED_COLUMNS):
+                    continue
+                if recorded != wanted:
+                    break
+                score += 1
+            else:
+                if score > best_score:
+                    best, best_score = row, score
+        return best
+
+    def compile(self, request: CompileRequest) -> CompileOutcome:
+        row = self.match(request.knobs)
+        if row is None:
+            if self.missing == "estimate":
+                from .estimate import EstimateBackend
+
+                return EstimateBackend(self._compiler_cfg, self._hw_cfg).compile(request)
+            described = " ".join(f"{k}={_text(request.knobs.get(k))}" for k in
+                                 ("unit", "in_chan", "out_chan", "latent_width", "hw_arch"))
+            raise ConfigError([f"compiler.replay_tsv={str(self.path)!r} has no recorded outcome "
+                               f"for {described}: record it, or set "
+                               "compiler.replay_missing=estimate"])
+        return outcome_from_row(row, self.path)
+
+
+def outcome_from_row(row: dict, source: Path) -> CompileOutcome:
+    har = row.get("har_success", "").lower() in TRUE
+    hef = row.get("hef_success", "").lower() in TRUE
+    log = f"replayed from {source}: {row.get('run_tag') or row.get('case') or 'row'}"
+    failure = None
+    if not hef:
+        exc, head = row.get("exception_type", ""), row.get("failure_head", "")
+        family, layer = row.get("failure_family", ""), row.get("first_failing_layer") or None
+        if not family:
+            family, layer = _classify(exc, head, "compile" if har else "translate", layer)
+        stage = ("translate" if not har else
+                 "optimize" if family in OPTIMIZE_FAMILIES else "compile")
+        failure = Failure(family=family or "unknown", stage=stage, exception_type=exc,
+                          message=head, layer=layer,
+                          layer_family=row.get("first_failing_layer_family") or None)
+    failed_at = STAGES.index(failure.stage) if failure else len(STAGES)
+    stages = [StageResult(name, True if i < failed_at else (False if i == failed_at else None),
+                          log=log if i <= failed_at else "")
+              for i, name in enumerate(STAGES)]
+    metrics = {"replayed_evidence": row.get("evidence") or "real"}
+    return CompileOutcome("replay", "replay", stages, failure, metrics,
+                          tool_version=row.get("tool_version", ""))
+
+
+def _classify(exc: str, head: str, stage: str, layer):
+    try:
+        from .failures import classify
+    except ImportError:  # the taxonomy module is optional for replay
+        return "unknown", layer
+    f = classify(exc, head, stage)
+    return f.family, layer or f.layer

@@ -1,0 +1,152 @@
+"""Replay of recorded outcomes, and the content-addressed trial/compile caches."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tasnet_sweep import trial
+from tasnet_sweep.compile import base
+from tasnet_sweep.compile.cache import CompileCache
+from tasnet_sweep.config import ConfigError
+
+from conftest import SMALL, compose_cfg
+
+PUBLIC_TSV = Path(__file__).resolve().parents[2] / "shared" / "hailo" / "dfc_outcomes_public.tsv"
+needs_public = pytest.mark.skipif(not PUBLIC_TSV.exists(), reason="../shared is not beside the repo")
+
+
+class CountingBackend(base.CompileBackend):
+    """A stand-in backend for cache tests: always passes, counts its calls."""
+
+    name, evidence = "counting", "estimate"
+    calls: list = []
+
+    def __init__(self, compiler_cfg=None, hw_cfg=None):
+        pass
+
+    def version(self):
+        return "1"
+
+    def cache_identity(self):
+        return {}
+
+    def compile(self, request):
+        CountingBackend.calls.append(request.unit_name)
+        return base.CompileOutcome(self.name, self.evidence, [
+            base.StageResult(s, True) for s in base.STAGES], metrics={"est_contexts": 1})
+
+
+@pytest.fixture
+def counting(monkeypatch):
+    CountingBackend.calls = []
+    monkeypatch.setattr("tasnet_sweep.compile.make_backend", lambda c, h: CountingBackend())
+    return CountingBackend.calls
+
+
+def _run(tmp_path, name, *overrides):
+    cfg = compose_cfg(*SMALL, f"compiler.cache_dir={tmp_path / 'cache'}", *overrides)
+    return trial.run(cfg, tmp_path / name, tmp_path / "summary.tsv")
+
+
+def test_a_repeated_trial_is_answered_from_the_cache_without_compiling(tmp_path, counting):
+    first = _run(tmp_path, "a", "unit=encoder")
+    second = _run(tmp_path, "b", "unit=encoder")
+    assert counting == ["encoder"]
+    assert not first["summary"]["cache_hit"] and second["summary"]["cache_hit"]
+    assert second["params"] == first["params"] and second["macs"] == first["macs"]
+    assert (tmp_path / "b" / "encoder.onnx").read_bytes() == \
+        (tmp_path / "a" / "encoder.onnx").read_bytes()
+
+
+def test_two_configs_that_build_the_same_graph_compile_once(tmp_path, counting):
+    # the norm unit's graph does not depend on the number of blocks
+    _run(tmp_path, "a", "unit=norm", "model.n_blocks=1")
+    second = _run(tmp_path, "b", "unit=norm", "model.n_blocks=2")
+    assert counting == ["norm"]
+    assert second["summary"]["cache_hit"]
+
+
+def test_a_corrupted_entry_is_detected_and_recompiled(tmp_path, counting):
+    _run(tmp_path, "a", "unit=encoder")
+    for outcome in (tmp_path / "cache" / "compile").rglob("outcome.json"):
+        outcome.write_text(outcome.read_text().replace('"ok": true', '"ok": false'))
+    again = _run(tmp_path, "b", "unit=encoder")
+    assert counting == ["encoder", "encoder"]
+    assert again["summary"]["verdict"] == "pass" and not again["summary"]["cache_hit"]
+
+
+def test_cache_can_be_switched_off(tmp_path, counting):
+    _run(tmp_path, "a", "unit=encoder", "compiler.cache=false")
+    _run(tmp_path, "b", "unit=encoder", "compiler.cache=false")
+    assert counting == ["encoder", "encoder"]
+    assert not (tmp_path / "cache").exists()
+
+
+def test_transient_failures_are_not_cached(tmp_path):
+    class Crashing(CountingBackend):
+        def compile(self, request):
+            CountingBackend.calls.append("crash")
+            return base.CompileOutcome("counting", "real", [
+                base.StageResult("translate", True), base.StageResult("optimize", True),
+                base.StageResult("compile", False)],
+                failure=base.Failure("crash", "compile", message="killed by signal 9"))
+
+    CountingBackend.calls = []
+    cache = CompileCache(tmp_path / "cache")
+    onnx = tmp_path / "u.onnx"
+    onnx.write_bytes(b"graph")
+    req = base.CompileRequest("u", "net", onnx, [("input", [1, 1, 1, 8])], ["output"], tmp_path)
+    for _ in range(2):
+        outcome, _ = cache.compile(Crashing(), req, {"arch": "hailo8"})
+        assert outcome.failure.family == "crash" and not outcome.cache_hit
+    assert CountingBackend.calls == ["crash", "crash"]
+
+
+@needs_public
+def test_replay_reproduces_the_public_outcomes(tmp_path):
+    common = [f"compiler=replay", f"compiler.replay_tsv={PUBLIC_TSV}",
+              f"compiler.cache_dir={tmp_path / 'cache'}"]
+    ok = trial.run(compose_cfg(*common, "unit=source_projector", "model.n_filters=64",
+                               "model.skip=64", "unit.width=256"), tmp_path / "ok")
+    assert ok["summary"]["verdict"] == "pass" and ok["summary"]["evidence"] == "replay"
+    enc = trial.run(compose_cfg(*common, "unit=encoder", "model.n_filters=256",
+                                "model.time_len=16000"), tmp_path / "enc")
+    s = enc["summary"]
+    assert (s["verdict"], s["har_success"], s["hef_success"]) == ("fail", True, False)
+    assert s["exception_type"] == "BackendAllocatorException"
+    assert s["failure_head"] == "Agent infeasible"
+    assert s["evidence"] == "replay"
+    failure = json.loads((tmp_path / "enc" / "compile_failure.json").read_text())
+    assert failure["exception_type"] == "BackendAllocatorException"
+
+
+@needs_public
+def test_replay_distinguishes_rows_by_width(tmp_path):
+    common = [f"compiler=replay", f"compiler.replay_tsv={PUBLIC_TSV}", "compiler.cache=false",
+              "unit=source_projector", "model.n_filters=256", "model.skip=256"]
+    verdicts = {w: trial.run(compose_cfg(*common, f"unit.width={w}"),
+                             tmp_path / str(w))["summary"]["verdict"]
+                for w in (512, 1024, 2000)}
+    assert verdicts == {512: "pass", 1024: "pass", 2000: "fail"}
+
+
+@needs_public
+def test_replay_without_a_recorded_row_stops_with_a_clear_error(tmp_path):
+    cfg = compose_cfg("compiler=replay", f"compiler.replay_tsv={PUBLIC_TSV}",
+                      "compiler.cache=false", "unit=masker_mask_head", *SMALL)
+    with pytest.raises(ConfigError) as err:
+        trial.run(cfg, tmp_path / "x")
+    assert "has no recorded outcome for unit=masker_mask_head" in str(err.value)
+    assert "compiler.replay_missing=estimate" in str(err.value)
+
+
+def test_replay_of_a_summary_written_by_a_sweep_reproduces_it(tmp_path, counting, monkeypatch):
+    for bn in (16, 24):
+        _run(tmp_path, f"bn{bn}", "unit=masker_bottleneck", f"model.bn={bn}")
+    monkeypatch.undo()  # the replay backend itself from here on
+    cfg = compose_cfg(*SMALL, "compiler=replay", f"compiler.replay_tsv={tmp_path / 'summary.tsv'}",
+                      "compiler.cache=false", "unit=masker_bottleneck", "model.bn=24")
+    replayed = trial.run(cfg, tmp_path / "replayed")["summary"]
+    assert replayed["verdict"] == "pass" and replayed["evidence"] == "replay"
+    assert replayed["bn"] == 24
