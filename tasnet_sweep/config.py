@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -25,6 +25,10 @@ DECODERS = ("convtranspose", "conv1x1_head")
 TILING_MODES = ("none", "temporal", "blocked")
 HOST_OPS = ("norm", "activation", "mask_mul", "overlap_add")
 COMPILER_BACKENDS = ("estimate", "hailo_dfc", "replay")
+COMPILER_OPT_LEVELS = ("0", "1", "2", "max")
+CONTEXT_SWITCH_MODES = ("enabled", "disabled", "allowed")
+CALIBRATION_SOURCES = ("synthetic", "npz", "wav_dir")
+LENGTH_POLICIES = ("error", "pad", "crop")
 HW_ARCHS = ("hailo8", "hailo8l", "hailo8r", "hailo10h", "hailo15h", "hailo15m", "hailo15l")
 RUNTIMES = ("torch", "onnxruntime", "hailort")
 TRACKING_BACKENDS = ("none", "mlflow")
@@ -67,19 +71,21 @@ class UnitConfig:
 
 @dataclass
 class TilingConfig:
-    mode: str = "none"
-    tile_width: Optional[int] = None
-    channel_block: Optional[int] = None
+    mode: str = "none"  # none | temporal (tile_width) | blocked (tile_width + channel_block)
+    tile_width: Optional[int] = None  # latent frames per tile
+    channel_block: Optional[int] = None  # channels per block (blocked mode)
     host_ops: list[str] = field(default_factory=lambda: ["overlap_add"])
 
 
 @dataclass
 class CalibrationConfig:
+    """Calibration data for the real compiler's optimize step (tasnet_sweep/compile/calibration.py)."""
+
     source: str = "synthetic"  # synthetic | npz | wav_dir
-    count: int = 16
-    seed: int = 0
-    path: Optional[str] = None
-    input_length_policy: str = "error"  # error | pad | crop
+    count: int = 16  # synthetic frames (npz: every frame in the file; wav_dir: one per file)
+    seed: int = 0  # synthetic only
+    path: Optional[str] = None  # npz: the .npz file; wav_dir: the folder of mono .wav files
+    input_length_policy: str = "error"  # error | pad (zero-pad short) | crop (cut long)
 
 
 @dataclass
@@ -101,8 +107,24 @@ class CompilerConfig:
 
 @dataclass
 class HwConfig:
+    """A hardware profile for the offline estimate; conf/hw/<arch>.yaml says where each number
+    came from (the README's hardware table, FITTED to recorded outcomes, or GUESSED)."""
+
     arch: str = "hailo8"
-    extra: dict[str, Any] = field(default_factory=dict)
+    clusters: int = 8
+    control_units_per_cluster: int = 16
+    compute_units_per_cluster: int = 64
+    memory_units_per_cluster: int = 128
+    clock_mhz: float = 400.0
+    peak_tops: float = 26.0  # int8
+    single_context_utilization: float = 0.75
+    multi_context_utilization: float = 0.60
+    memory_unit_bytes: int = 2048  # FITTED
+    layer_max_clusters: int = 2  # FITTED
+    aux_layer_memory_units: int = 64  # FITTED hypothesis
+    macs_per_compute_unit_column: int = 4096  # GUESSED
+    guessed: list[str] = field(default_factory=list)  # fields with no source for this arch
+    fitted_to: str = ""  # the outcomes the FITTED fields were fitted to
 
 
 @dataclass
@@ -194,6 +216,123 @@ def validate_model(m, problems: list[str]) -> None:
                         f"number from 1 to n_blocks*n_repeats={total}")
 
 
+#: hw profile numbers and their accepted ranges (inclusive): (low, high, whole number?)
+HW_RANGES = {
+    "clusters": (1, 64, True),
+    "control_units_per_cluster": (1, 1024, True),
+    "compute_units_per_cluster": (1, 4096, True),
+    "memory_units_per_cluster": (1, 4096, True),
+    "clock_mhz": (1.0, 5000.0, False),
+    "peak_tops": (0.1, 1000.0, False),
+    "single_context_utilization": (0.05, 1.0, False),
+    "multi_context_utilization": (0.05, 1.0, False),
+    "memory_unit_bytes": (16, 1 << 24, True),
+    "layer_max_clusters": (1, 64, True),
+    "aux_layer_memory_units": (1, 1 << 20, True),
+    "macs_per_compute_unit_column": (1, 1 << 30, True),
+}
+
+
+def validate_hw(hw, problems: list[str]) -> None:
+    """Checks for a hardware profile (the ``hw`` node), one line per problem."""
+    _one_of(problems, "hw.arch", hw.arch, HW_ARCHS)
+    for key, (low, high, whole) in HW_RANGES.items():
+        value = hw[key]
+        bad_type = isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            whole and not isinstance(value, int))
+        if bad_type or not low <= value <= high:
+            kind = "a whole number" if whole else "a number"
+            problems.append(f"hw.{key}={value!r} is invalid: expected {kind} from {low} to {high}")
+    clusters, reach = hw["clusters"], hw["layer_max_clusters"]
+    if isinstance(clusters, int) and isinstance(reach, int) and reach > clusters:
+        problems.append(f"hw.layer_max_clusters={reach} is invalid: expected at most "
+                        f"hw.clusters={clusters}")
+    for name in hw.guessed:
+        if name not in HW_RANGES:
+            problems.append(f"hw.guessed lists {name!r}: expected names of hw profile numbers "
+                            f"({', '.join(HW_RANGES)})")
+
+
+def validate_compiler(c, problems: list[str]) -> None:
+    """The real compiler's model-script settings and its calibration data source."""
+    if not c.timeout_s > 0:
+        problems.append(f"compiler.timeout_s={c.timeout_s!r} is invalid: expected seconds > 0")
+    for key, top in (("optimization_level", 4), ("compression_level", 2)):
+        value = c[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+            problems.append(f"compiler.{key}={value!r} is invalid: expected a whole number "
+                            f"from 0 to {top}")
+    _one_of(problems, "compiler.compiler_optimization_level", str(c.compiler_optimization_level),
+            COMPILER_OPT_LEVELS)
+    if not re.fullmatch(r"\d+[smh]?", str(c.allocator_timeout)):
+        problems.append(f"compiler.allocator_timeout={c.allocator_timeout!r} is invalid: "
+                        "expected a duration like 90s, 30m or 2h")
+    mu = c.max_utilization
+    if mu is not None and not 0 < mu <= 1:
+        problems.append(f"compiler.max_utilization={mu!r} is invalid: expected null (the "
+                        "DFC default) or a fraction in (0, 1]")
+    _one_of(problems, "compiler.context_switch", c.context_switch, CONTEXT_SWITCH_MODES)
+    cal = c.calibration
+    _one_of(problems, "compiler.calibration.source", cal.source, CALIBRATION_SOURCES)
+    _positive(problems, "compiler.calibration.count", cal.count)
+    _one_of(problems, "compiler.calibration.input_length_policy", cal.input_length_policy,
+            LENGTH_POLICIES)
+    if c.backend != "hailo_dfc" or cal.source not in ("npz", "wav_dir"):
+        return  # only the real compiler reads calibration files
+    from pathlib import Path
+
+    wanted = "an .npz file" if cal.source == "npz" else "a folder of mono .wav files"
+    if not cal.path:
+        problems.append(f"compiler.calibration.path is not set: compiler.calibration.source="
+                        f"{cal.source} needs {wanted}")
+    elif not (Path(cal.path).is_file() if cal.source == "npz" else Path(cal.path).is_dir()):
+        problems.append(f"compiler.calibration.path={cal.path!r} does not exist: expected "
+                        f"{wanted}")
+
+
+#: host ops a tiled plan needs: its NPU units are linear convolutions only
+TILED_HOST_OPS = ("norm", "activation", "mask_mul", "overlap_add")
+
+
+def validate_tiling(m, t, problems: list[str]) -> None:
+    """Tile width, channel block and host ops against the model they split."""
+    frames = (m.time_len - m.kernel_size) // m.stride + 1
+    if t.mode == "none":
+        for key in ("tile_width", "channel_block"):
+            if t[key] is not None:
+                problems.append(f"tiling.{key}={t[key]} applies only to tiling.mode=temporal "
+                                f"or blocked, not tiling.mode=none: remove it or choose a mode")
+        return
+    tw = t.tile_width
+    if tw is None:
+        problems.append(f"tiling.tile_width=null is invalid for tiling.mode={t.mode}: expected "
+                        f"a whole number from 1 to the latent width {frames}")
+    elif _positive(problems, "tiling.tile_width", tw) and tw > frames:
+        problems.append(f"tiling.tile_width={tw} is larger than the latent width {frames} "
+                        f"(model.time_len={m.time_len}): expected 1 to {frames}")
+    cb = t.channel_block
+    if t.mode == "temporal" and cb is not None:
+        problems.append(f"tiling.channel_block={cb} applies only to tiling.mode=blocked, "
+                        "not temporal: remove it or choose tiling.mode=blocked")
+    if t.mode == "blocked":
+        if cb is None:
+            problems.append("tiling.channel_block=null is invalid for tiling.mode=blocked: "
+                            "expected a whole number >= 1 that divides the blocked channels")
+        elif _positive(problems, "tiling.channel_block", cb):
+            blocked = {"model.n_filters": m.n_filters, "model.bn": m.bn,
+                       "model.hidden": m.hidden, "model.skip": m.skip,
+                       "model.n_src*model.n_filters": m.n_src * m.n_filters}
+            for key, c in blocked.items():
+                if c > cb and c % cb:
+                    problems.append(f"tiling.channel_block={cb} does not divide {key}={c}: "
+                                    f"expected a divisor of every channel count above it")
+    for op in TILED_HOST_OPS:
+        if op not in t.host_ops:
+            problems.append(f"tiling.host_ops={list(t.host_ops)} lacks {op!r}: tiled NPU units "
+                            f"are linear convolutions, so expected host_ops to contain "
+                            f"{', '.join(TILED_HOST_OPS)}")
+
+
 def validate(cfg) -> list[str]:
     """Every problem in a composed config, one line each (empty when it is good to run)."""
     problems: list[str] = []
@@ -205,8 +344,10 @@ def validate(cfg) -> list[str]:
     _one_of(problems, "tiling.mode", cfg.tiling.mode, TILING_MODES)
     for op in cfg.tiling.host_ops:
         _one_of(problems, "tiling.host_ops", op, HOST_OPS)
+    if not problems:  # tiling checks need sound model numbers
+        validate_tiling(cfg.model, cfg.tiling, problems)
     _one_of(problems, "compiler.backend", cfg.compiler.backend, COMPILER_BACKENDS)
-    _one_of(problems, "hw.arch", cfg.hw.arch, HW_ARCHS)
+    validate_hw(cfg.hw, problems)
     _one_of(problems, "runtime.name", cfg.runtime.name, RUNTIMES)
     _one_of(problems, "tracking.backend", cfg.tracking.backend, TRACKING_BACKENDS)
     if not 7 <= cfg.export.opset <= 20:
@@ -214,6 +355,7 @@ def validate(cfg) -> list[str]:
                         "(the legacy exporter's range; 13 is the default)")
     _one_of(problems, "compiler.replay_missing", cfg.compiler.replay_missing,
             ("error", "estimate"))
+    validate_compiler(cfg.compiler, problems)
     if not problems:
         # unit checks need a sound model config to derive shapes from
         from .compile import backend_problems

@@ -150,13 +150,14 @@ def outcome_from_row(row: dict, source: Path) -> CompileOutcome:
     if not hef:
         exc, head = row.get("exception_type", ""), row.get("failure_head", "")
         family, layer = row.get("failure_family", ""), row.get("first_failing_layer") or None
+        layer_family = row.get("first_failing_layer_family") or None
         if not family:
-            family, layer = _classify(exc, head, "compile" if har else "translate", layer)
+            family, layer, layer_family = _classify(exc, head, "compile" if har else "translate",
+                                                    layer, layer_family)
         stage = ("translate" if not har else
                  "optimize" if family in OPTIMIZE_FAMILIES else "compile")
         failure = Failure(family=family or "unknown", stage=stage, exception_type=exc,
-                          message=head, layer=layer,
-                          layer_family=row.get("first_failing_layer_family") or None)
+                          message=head, layer=layer, layer_family=layer_family)
     failed_at = STAGES.index(failure.stage) if failure else len(STAGES)
     stages = [StageResult(name, True if i < failed_at else (False if i == failed_at else None),
                           log=log if i <= failed_at else "")
@@ -166,10 +167,8 @@ def outcome_from_row(row: dict, source: Path) -> CompileOutcome:
                           tool_version=row.get("tool_version", ""))
 
 
-def _classify(exc: str, head: str, stage: str, layer):
-    try:
-        from .failures import classify
-    except ImportError:  # the taxonomy module is optional for replay
-        return "unknown", layer
+def _classify(exc: str, head: str, stage: str, layer, layer_family):
+    from .failures import classify
+
     f = classify(exc, head, stage)
-    return f.family, layer or f.layer
+    return f.family, layer or f.layer, layer_family or f.layer_family

@@ -1,0 +1,1 @@
+"""Experiments choose which configs run and in what order; the trial path stays the same."""
