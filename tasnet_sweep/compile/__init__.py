@@ -11,9 +11,9 @@ def backend_problems(compiler_cfg) -> list[str]:
 
     name = compiler_cfg.backend
     if name == "hailo_dfc" and importlib.util.find_spec("hailo_sdk_client") is None:
-        return ["compiler=hailo_dfc needs Hailo's Dataflow Compiler (hailo_sdk_client), which is "
-                "not installed: install the wheel from Hailo's Developer Zone (README: Adding "
-                "Hailo's wheels), or use compiler=estimate, which works without it"]
+        from .hailo_dfc import MISSING_SDK
+
+        return [MISSING_SDK]
     if name == "replay":
         from ..config import ConfigError
         from .replay import check_tsv

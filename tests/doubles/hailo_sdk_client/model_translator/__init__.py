@@ -1,0 +1,1 @@
+"""TEST DOUBLE: ``hailo_sdk_client.model_translator``."""

@@ -1,0 +1,1 @@
+"""TEST DOUBLE: ``hailo_sdk_client.sdk_backend``."""
