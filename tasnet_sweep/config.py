@@ -134,9 +134,32 @@ class RuntimeConfig:
 
 @dataclass
 class TrackingConfig:
-    backend: str = "none"
-    tracking_uri: Optional[str] = None
-    experiment: Optional[str] = None
+    """Where trials are logged (tasnet_sweep/tracking); the local files stay the record."""
+
+    backend: str = "none"  # none | mlflow
+    tracking_uri: Optional[str] = None  # null: $MLFLOW_TRACKING_URI, else sqlite:///outputs/mlflow.db
+    experiment: Optional[str] = None  # null: the study/experiment name, else "tasnet_sweep"
+    log_onnx: bool = False  # upload each trial's .onnx as an artifact
+    log_hef: bool = False  # upload each trial's .hef (real compiler only) as an artifact
+
+
+#: tracking URI schemes MLflow 3.x accepts as a tracking store (a plain path or file: is refused)
+TRACKING_URI_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+
+def validate_tracking(t, problems: list[str]) -> None:
+    _one_of(problems, "tracking.backend", t.backend, TRACKING_BACKENDS)
+    uri = t.tracking_uri
+    if uri is not None:
+        scheme = str(uri).split(":", 1)[0].split("+", 1)[0] if ":" in str(uri) else ""
+        if scheme not in TRACKING_URI_SCHEMES or (scheme != "databricks" and "://" not in uri):
+            problems.append(f"tracking.tracking_uri={uri!r} is invalid: expected null or a URI "
+                            f"like sqlite:///outputs/mlflow.db or http://127.0.0.1:5000 (schemes: "
+                            f"{', '.join(TRACKING_URI_SCHEMES)}; a plain folder is not a store)")
+    name = t.experiment
+    if name is not None and (not str(name).strip() or len(str(name)) > 200):
+        problems.append(f"tracking.experiment={name!r} is invalid: expected null or a name of "
+                        "1-200 characters")
 
 
 @dataclass
@@ -145,6 +168,23 @@ class ExportConfig:
     parity: bool = True
     parity_tol: float = 1e-4
     seed: int = 0
+
+
+@dataclass
+class SearchConfig:
+    """A frontier search (hydra/sweeper=frontier): ordered knobs and where the study lives."""
+    name: str = "search"
+    # config key -> values ordered small -> large (a list, or {low, high, step})
+    knobs: dict = field(default_factory=dict)
+    fixed: list[str] = field(default_factory=list)  # overrides applied to every job
+    sampler: str = "frontier"  # frontier | tpe | random | grid
+    storage: Optional[str] = None  # journal path or Optuna RDB URL (default outputs/optuna/)
+    study_name: Optional[str] = None  # default: name
+    batch_size: int = 1  # jobs per launcher call (use >1 with hydra/launcher=joblib)
+    max_trials: Optional[int] = None  # compiles per run (None: until the frontier is exact)
+    seed: int = 0
+    record_inferred: bool = True  # store inferred answers as trials (evidence=inferred)
+    plot: bool = True  # write frontier.png
 
 
 @dataclass
@@ -157,6 +197,7 @@ class Config:
     runtime: RuntimeConfig = MISSING
     tracking: TrackingConfig = MISSING
     export: ExportConfig = field(default_factory=ExportConfig)
+    search: Optional[SearchConfig] = None  # set by search=<name> (conf/search/)
     run_tag: str = "run"
     summary_name: str = "summary.tsv"
 
@@ -322,10 +363,10 @@ def validate_tiling(m, t, problems: list[str]) -> None:
             blocked = {"model.n_filters": m.n_filters, "model.bn": m.bn,
                        "model.hidden": m.hidden, "model.skip": m.skip,
                        "model.n_src*model.n_filters": m.n_src * m.n_filters}
-            for key, c in blocked.items():
-                if c > cb and c % cb:
-                    problems.append(f"tiling.channel_block={cb} does not divide {key}={c}: "
-                                    f"expected a divisor of every channel count above it")
+            bad = [f"{key}={c}" for key, c in blocked.items() if c > cb and c % cb]
+            if bad:
+                problems.append(f"tiling.channel_block={cb} does not divide {', '.join(bad)}: "
+                                "expected a divisor of every channel count above it")
     for op in TILED_HOST_OPS:
         if op not in t.host_ops:
             problems.append(f"tiling.host_ops={list(t.host_ops)} lacks {op!r}: tiled NPU units "
@@ -346,10 +387,13 @@ def validate(cfg) -> list[str]:
         _one_of(problems, "tiling.host_ops", op, HOST_OPS)
     if not problems:  # tiling checks need sound model numbers
         validate_tiling(cfg.model, cfg.tiling, problems)
+    if cfg.tiling.mode != "none" and cfg.unit.name != "full":
+        problems.append(f"tiling.mode={cfg.tiling.mode} plans the whole model, so it needs "
+                        f"unit=full, not unit={cfg.unit.name}: drop the unit or use tiling=none")
     _one_of(problems, "compiler.backend", cfg.compiler.backend, COMPILER_BACKENDS)
     validate_hw(cfg.hw, problems)
     _one_of(problems, "runtime.name", cfg.runtime.name, RUNTIMES)
-    _one_of(problems, "tracking.backend", cfg.tracking.backend, TRACKING_BACKENDS)
+    validate_tracking(cfg.tracking, problems)
     if not 7 <= cfg.export.opset <= 20:
         problems.append(f"export.opset={cfg.export.opset} is invalid: expected 7 to 20 "
                         "(the legacy exporter's range; 13 is the default)")

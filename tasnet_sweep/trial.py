@@ -62,9 +62,12 @@ def run(cfg, run_dir: str | Path, summary_path: str | Path | None = None) -> dic
     write_text(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     hw = OmegaConf.to_container(cfg.hw, resolve=True)
 
-    record, outcome = _cached(cfg, backend, hw, run_dir)
-    if record is None:
-        record, outcome = _fresh(cfg, backend, hw, run_dir)
+    if cfg.tiling.mode != "none":
+        record, outcome = _tiled(cfg, backend, hw, run_dir)
+    else:
+        record, outcome = _cached(cfg, backend, hw, run_dir)
+        if record is None:
+            record, outcome = _fresh(cfg, backend, hw, run_dir)
     result = {"schema": RESULT_SCHEMA, "run_tag": cfg.run_tag, **record,
               "knobs": knobs_of(cfg), "compile": outcome.as_dict()}
     result["export"]["onnx_path"] = str(run_dir / record["onnx_name"])
@@ -144,6 +147,7 @@ def _fresh(cfg, backend, hw, run_dir: Path):
     request = CompileRequest(unit_name=unit.name, net_name=_net_name(cfg.run_tag),
                              onnx_path=Path(exported.onnx_path), inputs=unit.inputs,
                              outputs=unit.outputs, work_dir=run_dir, knobs=signature)
+    record["calibration"] = _check_calibration(cfg, backend, unit)
     if not cfg.compiler.cache:
         return record, backend.compile(request)
     trials, compiles = _caches(cfg)
@@ -152,6 +156,77 @@ def _fresh(cfg, backend, hw, run_dir: Path):
         record["compile_key"] = compile_key
         trials.put(recipe_key(cfg, backend, hw), record)
     return record, outcome
+
+
+def _tiled(cfg, backend, hw, run_dir: Path):
+    """Plan the model into small units, compile each distinct one, check the stitched output."""
+    from .compile.base import STAGES, CompileOutcome, StageResult
+    from .compile.cache import CachedBackend, CompileCache
+    from .model.convtasnet import build_model, dims_for
+    from .model.units import count_params
+    from .tiling.run import run_tiled
+
+    if cfg.compiler.cache:
+        backend = CachedBackend(backend, CompileCache(cfg.compiler.cache_dir), hw)
+    plan = run_tiled(cfg, run_dir, backend)
+    units = plan["units"]
+    outcomes = [CompileOutcome.from_dict(u["compile"]) for u in units]
+    first_bad = next((o for o in outcomes if o.failure is not None), None)
+    stages = [StageResult(s, all(o.stage(s).ok for o in outcomes),
+                          sum(o.stage(s).seconds for o in outcomes),
+                          log=f"{sum(bool(o.stage(s).ok) for o in outcomes)}/{len(outcomes)} "
+                              "distinct units passed")
+              for s in STAGES]
+    failure = None
+    if first_bad is not None:
+        bad_unit = units[outcomes.index(first_bad)]["unit"]
+        failure = first_bad.failure
+        failure.message = f"unit {bad_unit}: {failure.message}"
+    metrics = {"n_units": plan["n_units"], "n_instances": plan["n_instances"],
+               "units_passed": sum(o.verdict == "pass" for o in outcomes),
+               "parity_min_si_snr_db": plan["parity_min_si_snr_db"],
+               **{k: v for k, v in plan["host_share"].items() if isinstance(v, (int, float))},
+               "est_contexts": max((o.metrics.get("est_contexts") or 0 for o in outcomes),
+                                   default=None)}
+    outcome = CompileOutcome(backend.name, backend.evidence, stages, failure, metrics,
+                             tool_version=outcomes[0].tool_version if outcomes else "",
+                             cache_hit=bool(outcomes) and all(o.cache_hit for o in outcomes))
+    model = build_model(cfg.model)
+    d = dims_for(cfg.model.kernel_size, cfg.model.stride, cfg.model.time_len)
+    record = {
+        "unit": {"name": "full", "description": f"tiled plan ({plan['mode']}): "
+                 f"{plan['n_units']} distinct units, {plan['n_instances']} instances",
+                 "layers": "see plan.txt", "inputs": [{"name": "input",
+                                                      "shape_nchw": [1, 1, 1, cfg.model.time_len]}],
+                 "outputs": ["output"], "output_shape_nchw": [1, cfg.model.n_src, 1,
+                                                              cfg.model.time_len],
+                 "latent_width": d.latent_width},
+        "params": count_params(model),
+        "macs": plan["host_share"]["per_second_of_audio"].get("untiled_macs"),
+        "export": {"onnx_path": str(run_dir / "units"),
+                   "parity_max_abs": plan["parity_max_abs"],
+                   "parity_min_si_snr_db": plan["parity_min_si_snr_db"],
+                   "parity_executor": plan["parity_executor"]},
+        "onnx_name": "units",
+        "tiling": {k: v for k, v in plan.items() if k != "units"}
+                  | {"units": [{k: v for k, v in u.items() if k != "compile"} for u in units]},
+    }
+    return record, outcome
+
+
+def _check_calibration(cfg, backend, unit) -> dict:
+    """The calibration shapes this unit takes; a user's file is checked here for every backend,
+    so a mismatch stops before any compile (the real compiler loads it again in its child)."""
+    from .compile.calibration import load_calibration, nhwc_shape
+    from .model.catalog import WAVEFORM_UNITS
+
+    cal = cfg.compiler.calibration
+    if cal.source != "synthetic" and backend.name != "hailo_dfc":
+        arrays = load_calibration(cal, unit.inputs, unit.name in WAVEFORM_UNITS)
+        shapes = {name: list(a.shape) for name, a in arrays.items()}
+    else:
+        shapes = {name: list(nhwc_shape(shape, cal.count)) for name, shape in unit.inputs}
+    return {"source": cal.source, "policy": cal.input_length_policy, "nhwc": shapes}
 
 
 def _net_name(run_tag: str) -> str:

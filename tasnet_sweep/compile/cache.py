@@ -192,3 +192,14 @@ class TrialCache:
     def put(self, key: str, record: dict) -> None:
         blob = json.dumps(record, indent=1, default=str).encode()
         self.store.put(key, {"record.json": blob}, {})
+
+
+class CachedBackend:
+    """A backend seen through the compile cache (for callers that compile many units)."""
+
+    def __init__(self, backend, cache: CompileCache, hw: dict):
+        self.backend, self.cache, self.hw = backend, cache, hw
+        self.name, self.evidence = backend.name, backend.evidence
+
+    def compile(self, request):
+        return self.cache.compile(self.backend, request, self.hw)[0]

@@ -1,0 +1,9 @@
+"""Tiling: turn one model into a plan of small NPU units stitched on the host.
+
+plan.py builds the plan (distinct units, weight instances, host steps), stitch.py runs it,
+executors.py runs one unit instance (torch, onnxruntime, hailort), parity.py compares the
+stitched chain with the untiled model, run.py is the trial entry point ``run_tiled``.
+"""
+
+from .plan import Plan, build_plan  # noqa: F401
+from .run import run_tiled  # noqa: F401

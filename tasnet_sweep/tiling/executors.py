@@ -1,0 +1,190 @@
+"""Where a unit instance runs: ``torch`` (reference), ``onnxruntime``, ``hailort``.
+
+All executors share one call: ``run(instance, x) -> y`` with ``x`` float32 NCHW
+[tiles, cin, 1, in_width] and ``y`` [tiles, cout, 1, out_width]; the tiles of one instance
+arrive together so an executor may run them in one call.
+"""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+
+import numpy as np
+
+from .weights import instance_params
+
+
+class Executor(abc.ABC):
+    name = ""
+
+    def __init__(self, plan, params: dict):
+        self.plan, self.params = plan, params
+        self._op = {i.name: s.op for s in plan.npu_steps() for i in s.instances}
+
+    def spec(self, inst):
+        return self.plan.units[inst.unit]
+
+    def weights(self, inst):
+        return instance_params(self.params, inst, self._op[inst.name])
+
+    @abc.abstractmethod
+    def run(self, inst, x: np.ndarray) -> np.ndarray:
+        """All tiles of one instance: [tiles, cin, 1, w_in] -> [tiles, cout, 1, w_out]."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class TorchExecutor(Executor):
+    name = "torch"
+
+    def run(self, inst, x):
+        import torch
+        import torch.nn.functional as F
+
+        spec = self.spec(inst)
+        w, b = self.weights(inst)
+        w, b = torch.from_numpy(w), None if b is None else torch.from_numpy(b)
+        with torch.no_grad():
+            if spec.op == "deconv":
+                y = F.conv_transpose2d(torch.from_numpy(x), w, b, stride=(1, spec.stride))
+            else:
+                y = F.conv2d(torch.from_numpy(x), w, b, stride=(1, spec.stride),
+                             dilation=(1, spec.dilation), groups=spec.groups)
+        return y.numpy()
+
+
+def export_instances(plan, params: dict, out_dir: Path, batch: int | None = None) -> Path:
+    """Write ``<instance>.onnx`` for every instance (symbolic batch by default)."""
+    from ..atomic import write_bytes
+    from .onnx_units import unit_model
+
+    ex = TorchExecutor(plan, params)
+    for step in plan.npu_steps():
+        for inst in step.instances:
+            w, b = ex.weights(inst)
+            model = unit_model(ex.spec(inst), w, b, batch=batch, name=inst.file_stem)
+            write_bytes(Path(out_dir) / f"{inst.file_stem}.onnx", model.SerializeToString())
+    return Path(out_dir)
+
+
+class OrtExecutor(Executor):
+    """onnxruntime on per-instance ONNX files (from ``onnx_dir``) or graphs built in memory."""
+
+    name = "onnxruntime"
+
+    def __init__(self, plan, params: dict, onnx_dir: Path | None = None, threads: int = 1):
+        super().__init__(plan, params)
+        self.onnx_dir = None if onnx_dir is None else Path(onnx_dir)
+        self.threads = threads
+        self._sessions: dict[str, object] = {}
+
+    def _session(self, inst):
+        sess = self._sessions.get(inst.name)
+        if sess is None:
+            import onnxruntime as ort
+
+            from .onnx_units import unit_model
+
+            if self.onnx_dir is not None:
+                source = str(self.onnx_dir / f"{inst.file_stem}.onnx")
+            else:
+                w, b = self.weights(inst)
+                source = unit_model(self.spec(inst), w, b, batch=None).SerializeToString()
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 3
+            # hundreds of small sessions: one thread each, no spinning, or they fight for cores
+            opts.intra_op_num_threads = self.threads
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            sess = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+            self._sessions[inst.name] = sess
+        return sess
+
+    def warm_up(self) -> None:
+        for step in self.plan.npu_steps():
+            for inst in step.instances:
+                self._session(inst)
+
+    def run(self, inst, x):
+        return self._session(inst).run(None, {"input": np.ascontiguousarray(x, np.float32)})[0]
+
+
+class HailortExecutor(Executor):
+    """Each instance's ``<hef_dir>/<instance>.hef`` through HailoRT's InferModel API.
+
+    Follows /work/shared/hailo/README.md exactly: VDevice (round-robin scheduler),
+    create_infer_model, FLOAT32 input/output, bindings with C-contiguous NHWC buffers shaped
+    ``im.input().shape`` (H, W, C without batch), ``configured.run([bindings], timeout_ms)``.
+    One tile per run call: a HEF keeps batch 1.
+    """
+
+    name = "hailort"
+
+    def __init__(self, plan, params: dict, hef_dir: Path, timeout_ms: int = 10000):
+        super().__init__(plan, params)
+        from hailo_platform import HailoSchedulingAlgorithm, VDevice
+
+        self.hef_dir, self.timeout_ms = Path(hef_dir), int(timeout_ms)
+        vparams = VDevice.create_params()
+        vparams.scheduling_algorithm = HailoSchedulingAlgorithm.ROUND_ROBIN
+        self._vdevice_cm = VDevice(vparams)
+        self._vdevice = self._vdevice_cm.__enter__()
+        self._models: dict[str, tuple] = {}
+
+    def _configured(self, inst):
+        found = self._models.get(inst.name)
+        if found is None:
+            from hailo_platform import FormatType
+
+            path = self.hef_dir / f"{inst.file_stem}.hef"
+            if not path.is_file():
+                raise FileNotFoundError(f"no HEF for unit instance {inst.name}: {path}")
+            im = self._vdevice.create_infer_model(str(path))
+            im.input().set_format_type(FormatType.FLOAT32)
+            im.output().set_format_type(FormatType.FLOAT32)
+            cm = im.configure()
+            found = (im, cm, cm.__enter__())
+            self._models[inst.name] = found
+        return found
+
+    def run(self, inst, x):
+        im, _, configured = self._configured(inst)
+        in_shape, out_shape = tuple(im.input().shape), tuple(im.output().shape)
+        spec = self.spec(inst)
+        if in_shape != (1, spec.in_width, spec.cin):
+            raise ValueError(f"{inst.name}: HEF input shape {in_shape} does not match the plan's "
+                             f"(1, {spec.in_width}, {spec.cin})")
+        outs = []
+        for tile in x:  # [cin, 1, w] -> NHWC without batch: (1, w, cin)
+            b = configured.create_bindings()
+            b.input().set_buffer(np.ascontiguousarray(tile.transpose(1, 2, 0), np.float32))
+            b.output().set_buffer(np.empty(out_shape, np.float32))
+            configured.run([b], self.timeout_ms)
+            outs.append(np.asarray(b.output().get_buffer()).transpose(2, 0, 1))
+        return np.stack(outs).astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        for _, cm, _ in self._models.values():
+            cm.__exit__(None, None, None)
+        self._models.clear()
+        if self._vdevice_cm is not None:
+            self._vdevice_cm.__exit__(None, None, None)
+            self._vdevice_cm = None
+
+
+def make_executor(name: str, plan, params: dict, **kwargs) -> Executor:
+    """``torch`` | ``onnxruntime`` (onnx_dir=...) | ``hailort`` (hef_dir=..., timeout_ms=...)."""
+    if name == "torch":
+        return TorchExecutor(plan, params)
+    if name == "onnxruntime":
+        return OrtExecutor(plan, params, **kwargs)
+    if name == "hailort":
+        return HailortExecutor(plan, params, **kwargs)
+    raise ValueError(f"executor {name!r}: expected torch, onnxruntime or hailort")
