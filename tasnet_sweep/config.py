@@ -183,6 +183,10 @@ class SearchConfig:
     batch_size: int = 1  # jobs per launcher call (use >1 with hydra/launcher=joblib)
     max_trials: Optional[int] = None  # compiles per run (None: until the frontier is exact)
     seed: int = 0
+    # a study over the same knobs whose answers order the queries (e.g. the estimate-backend
+    # study before real compiles); this study's own outcomes always override it
+    prior_study: Optional[str] = None
+    prior_storage: Optional[str] = None  # default: outputs/optuna/<prior_study>.journal
     record_inferred: bool = True  # store inferred answers as trials (evidence=inferred)
     plot: bool = True  # write frontier.png
 
