@@ -28,7 +28,7 @@ def run_paths(cfg) -> tuple[Path, Path]:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def hydra_app(cfg) -> dict | None:
-    from . import trial
+    from . import tracking, trial
 
     run_dir, summary = run_paths(cfg)
     try:
@@ -38,4 +38,5 @@ def hydra_app(cfg) -> dict | None:
             print(f"tasnet_sweep: config error: {p}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
     log.info("%s", trial.one_line(result))
+    tracking.log_trial(cfg, result, run_dir)  # after the local record; never raises
     return trial.sweep_return(result)

@@ -129,7 +129,27 @@ class HwConfig:
 
 @dataclass
 class RuntimeConfig:
-    name: str = "torch"
+    """Where and how audio is separated (python -m tasnet_sweep.separate / validate /
+    quant_estimate); the main trial app reads only ``name``."""
+
+    name: str = "torch"  # torch | onnxruntime | hailort
+    input: Optional[str] = None  # the mixture .wav (separate, quant_estimate)
+    output_dir: str = "outputs/separated"  # source wavs, metrics and validation tables
+    checkpoint: Optional[str] = None  # asteroid model.serialize() or ours; null: seeded weights
+    seed: int = 0  # the random weights' seed when there is no checkpoint
+    onnx_dir: Optional[str] = None  # onnxruntime: <instance>.onnx files (null: built in memory)
+    hef_dir: Optional[str] = None  # hailort: <instance>.hef files (required)
+    hailort_api: str = "infer_model"  # infer_model (HailoRT 4.x/5.x) | vstreams (4.x legacy)
+    timeout_ms: int = 10000  # hailort: per run call
+    sample_rate: int = 8000  # the model's sample rate (asteroid checkpoints say theirs)
+    resample: bool = False  # resample a mixture at another rate (else refuse it)
+    downmix: bool = False  # average several channels (else refuse them)
+    output_format: str = "pcm16"  # pcm16 | float32
+    chunk_len: Optional[int] = None  # samples per pass; null: model.time_len, 0: whole file
+    overlap: float = 0.25  # fraction of a chunk shared with the next (crossfaded)
+    weight_quant: str = "per_channel"  # quant_estimate: per_channel | per_tensor
+    quant_bits: int = 8  # quant_estimate: symmetric integer bits
+    validate_repeats: int = 3  # validate: timed runs per unit and per chain
 
 
 @dataclass
@@ -378,6 +398,32 @@ def validate_tiling(m, t, problems: list[str]) -> None:
                             f"{', '.join(TILED_HOST_OPS)}")
 
 
+RUNTIME_OUTPUT_FORMATS = ("pcm16", "float32")
+HAILORT_APIS = ("infer_model", "vstreams")
+WEIGHT_QUANT = ("per_channel", "per_tensor")
+
+
+def validate_runtime(r, problems: list[str]) -> None:
+    """The runtime group's own values (files are checked by the commands that read them)."""
+    _one_of(problems, "runtime.name", r.name, RUNTIMES)
+    _one_of(problems, "runtime.hailort_api", r.hailort_api, HAILORT_APIS)
+    _one_of(problems, "runtime.output_format", r.output_format, RUNTIME_OUTPUT_FORMATS)
+    _one_of(problems, "runtime.weight_quant", r.weight_quant, WEIGHT_QUANT)
+    for key in ("sample_rate", "timeout_ms", "validate_repeats"):
+        _positive(problems, f"runtime.{key}", r[key])
+    if not isinstance(r.quant_bits, int) or isinstance(r.quant_bits, bool) \
+            or not 2 <= r.quant_bits <= 16:
+        problems.append(f"runtime.quant_bits={r.quant_bits!r} is invalid: expected a whole "
+                        "number from 2 to 16")
+    cl = r.chunk_len
+    if cl is not None and (isinstance(cl, bool) or not isinstance(cl, int) or cl < 0):
+        problems.append(f"runtime.chunk_len={cl!r} is invalid: expected null (model.time_len), "
+                        "0 (the whole file in one pass) or a number of samples")
+    if not 0 <= r.overlap <= 0.5:
+        problems.append(f"runtime.overlap={r.overlap!r} is invalid: expected a fraction of a "
+                        "chunk from 0 to 0.5")
+
+
 def validate(cfg) -> list[str]:
     """Every problem in a composed config, one line each (empty when it is good to run)."""
     problems: list[str] = []
@@ -396,7 +442,7 @@ def validate(cfg) -> list[str]:
                         f"unit=full, not unit={cfg.unit.name}: drop the unit or use tiling=none")
     _one_of(problems, "compiler.backend", cfg.compiler.backend, COMPILER_BACKENDS)
     validate_hw(cfg.hw, problems)
-    _one_of(problems, "runtime.name", cfg.runtime.name, RUNTIMES)
+    validate_runtime(cfg.runtime, problems)
     validate_tracking(cfg.tracking, problems)
     if not 7 <= cfg.export.opset <= 20:
         problems.append(f"export.opset={cfg.export.opset} is invalid: expected 7 to 20 "

@@ -6,13 +6,17 @@ op patterns the Hailo parser has not been shown to take; the legacy exporter emi
 Conv/ConvTranspose/Mul/ReduceMean nodes with static shapes, which is what the public Hailo
 bring-up fed the DFC.  Opset 13 by default: the Hailo model zoo exports at opsets 11-13 and
 13 is the oldest opset in which ReduceMean and Split take the forms used here.
+
+The trace runs the model once on the example input; a forward hook keeps that output as the
+PyTorch reference, so the onnxruntime parity check costs one onnxruntime run and no second
+PyTorch forward.  MACs and output shapes are read off the shape-inferred graph.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +30,40 @@ class ExportResult:
     checker: str  # "full" when onnx.checker.check_model(full_check=True) passed
     nodes: int
     op_types: dict[str, int]
+    output_shapes: list[list[int]]
+    macs: int
     parity_max_abs: float | None = None
     parity_seconds: float | None = None
+    # the example inputs and the PyTorch outputs seen while tracing (not saved)
+    inputs: tuple = field(default=(), repr=False)
+    reference: tuple = field(default=(), repr=False)
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k not in ("inputs", "reference")}
+
+
+def _dims(value_info) -> list[int]:
+    return [d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+def graph_macs(model) -> int:
+    """Multiply-accumulates of the Conv/ConvTranspose nodes of a shape-inferred ONNX model."""
+    shapes = {vi.name: _dims(vi) for vi in
+              (*model.graph.input, *model.graph.value_info, *model.graph.output)}
+    weights = {init.name: list(init.dims) for init in model.graph.initializer}
+    for node in model.graph.node:  # a weight used twice may reach its second use via Identity
+        if node.op_type == "Identity" and node.input[0] in weights:
+            weights[node.output[0]] = weights[node.input[0]]
+    total = 0
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "ConvTranspose") or node.input[1] not in weights:
+            continue
+        w = weights[node.input[1]]
+        if node.op_type == "Conv":  # w: [cout, cin/groups, kh, kw]
+            total += int(np.prod(shapes[node.output[0]])) * int(np.prod(w[1:]))
+        else:  # w: [cin, cout/groups, kh, kw]; every input element meets the whole kernel
+            total += int(np.prod(shapes[node.input[0]])) * int(np.prod(w[1:]))
+    return total
 
 
 def export_unit(unit, path: str | Path, opset: int = 13, seed: int = 0) -> ExportResult:
@@ -42,38 +75,42 @@ def export_unit(unit, path: str | Path, opset: int = 13, seed: int = 0) -> Expor
     path = Path(path)
     t0 = time.perf_counter()
     inputs = unit.example_inputs(seed)
+    seen: list = []
+    hook = unit.module.register_forward_hook(lambda mod, args, out: seen.append(out))
     tmp = path.with_name(f".{path.name}.partial")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(unit.module, inputs, str(tmp), opset_version=opset, dynamo=False,
-                          input_names=[n for n, _ in unit.inputs], output_names=unit.outputs,
-                          do_constant_folding=True)
-    model = onnx.load(str(tmp))
-    tmp.unlink()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(unit.module, inputs, str(tmp), opset_version=opset, dynamo=False,
+                              input_names=[n for n, _ in unit.inputs],
+                              output_names=unit.outputs, do_constant_folding=True)
+        model = onnx.load(str(tmp))
+    finally:
+        hook.remove()
+        tmp.unlink(missing_ok=True)
     onnx.checker.check_model(model, full_check=True)
     model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     write_bytes(path, model.SerializeToString())
     counts: dict[str, int] = {}
     for node in model.graph.node:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
-    return ExportResult(str(path), opset, time.perf_counter() - t0, "full", len(model.graph.node),
-                        dict(sorted(counts.items())))
+    out = seen[0] if seen else ()
+    reference = tuple(t.detach().numpy().copy() for t in (out if isinstance(out, tuple)
+                                                          else (out,)))
+    return ExportResult(str(path), opset, time.perf_counter() - t0, "full",
+                        len(model.graph.node), dict(sorted(counts.items())),
+                        [_dims(o) for o in model.graph.output], graph_macs(model),
+                        inputs=tuple(x.numpy() for x in inputs), reference=reference)
 
 
-def onnx_parity(unit, onnx_path: str | Path, seed: int = 1) -> tuple[float, float]:
-    """Max |onnxruntime - torch| over all outputs on a fresh random input, and its seconds."""
+def onnx_parity(exported: ExportResult, input_names: list[str]) -> tuple[float, float]:
+    """Max |onnxruntime - torch| over all outputs on the traced input, and its seconds."""
     import onnxruntime as ort
-    import torch
 
     t0 = time.perf_counter()
-    inputs = unit.example_inputs(seed)
-    with torch.no_grad():
-        ref = unit.module(*inputs)
-    refs = ref if isinstance(ref, tuple) else (ref,)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-    feeds = {name: x.numpy() for (name, _), x in zip(unit.inputs, inputs)}
-    outs = sess.run(None, feeds)
-    err = max(float(np.max(np.abs(o - r.numpy()))) for o, r in zip(outs, refs))
+    sess = ort.InferenceSession(exported.onnx_path, opts, providers=["CPUExecutionProvider"])
+    outs = sess.run(None, dict(zip(input_names, exported.inputs)))
+    err = max(float(np.max(np.abs(o - r))) for o, r in zip(outs, exported.reference))
     return err, time.perf_counter() - t0

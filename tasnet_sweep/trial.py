@@ -115,7 +115,7 @@ def _fresh(cfg, backend, hw, run_dir: Path):
 
     from .compile.base import CompileRequest
     from .export import export_unit, onnx_parity
-    from .model.units import build_unit, count_macs, count_params
+    from .model.units import build_unit, count_params
 
     torch.manual_seed(cfg.export.seed)
     unit = build_unit(cfg.model, cfg.unit)
@@ -124,17 +124,15 @@ def _fresh(cfg, backend, hw, run_dir: Path):
                            seed=cfg.export.seed)
     if cfg.export.parity:
         exported.parity_max_abs, exported.parity_seconds = onnx_parity(
-            unit, exported.onnx_path, seed=cfg.export.seed + 1)
-    with torch.no_grad():
-        out = unit.module(*unit.example_inputs(cfg.export.seed))
-    out_shape = list((out[0] if isinstance(out, tuple) else out).shape)
+            exported, [name for name, _ in unit.inputs])
+    out_shape = exported.output_shapes[0]
     record = {
         "unit": {"name": unit.name, "description": unit.description, "layers": unit.layers,
                  "inputs": [{"name": n, "shape_nchw": s} for n, s in unit.inputs],
                  "outputs": unit.outputs, "output_shape_nchw": out_shape, **unit.extra,
                  "latent_width": unit.latent_width},
         "params": count_params(unit.module),
-        "macs": count_macs(unit),
+        "macs": exported.macs,
         "export": exported.as_dict(),
         "onnx_name": onnx_name,
     }

@@ -1,0 +1,33 @@
+"""The sweep-level half of MLflow tracking, as a Hydra callback (``hydra.callbacks.mlflow``).
+
+``on_multirun_start`` runs in the sweep's own process before any job: it creates the store's
+schema, the experiment and the parent run, and leaves their ids in the sweep dir for the
+jobs (which may run in other processes).  ``on_multirun_end`` attaches the sweep's summary,
+report and frontier files and finishes the parent.  Both do nothing with tracking=none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+
+def _enabled(config: DictConfig) -> bool:
+    tracking = config.get("tracking")
+    return tracking is not None and tracking.get("backend") == "mlflow"
+
+
+class MlflowSweep(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if _enabled(config):
+            from .mlflow_store import start_sweep
+
+            start_sweep(config)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if _enabled(config):
+            from .mlflow_store import end_sweep
+
+            end_sweep(config)

@@ -1,0 +1,149 @@
+"""What one trial looks like in a tracking store: params, metrics and tags, as plain dicts.
+
+Nothing here imports MLflow; the limits below are MLflow's (mlflow/utils/validation.py) and
+apply to any store, so a trial that logs here also logs against an older server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Iterator
+
+from ..report.tsv import KNOB_COLUMNS
+
+#: MLflow's limits: entities per log_batch call and value lengths
+MAX_PARAMS_PER_BATCH = 100
+MAX_TAGS_PER_BATCH = 100
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAM_VALUE = 6000
+MAX_TAG_VALUE = 8000
+MAX_KEY = 250
+
+#: tag names this package sets (the plain ones are the columns to show in the MLflow UI)
+TRIAL_ID_TAG = "tasnet.trial_id"  # digest of the run dir: how sync recognises a logged trial
+COMPLETE_TAG = "tasnet.complete"  # set last: a run without it was cut short and is redone
+SWEEP_ID_TAG = "tasnet.sweep_id"  # digest of the sweep dir, on the parent run
+KIND_TAG = "tasnet.kind"  # sweep | trial
+_BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
+def clean_key(key: str) -> str:
+    """A key MLflow accepts: letters, digits, ``_ - . /`` and spaces, at most 250 characters."""
+    return _BAD_KEY_CHARS.sub("_", str(key))[:MAX_KEY]
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, default=str, separators=(",", ":"))
+    return str(value)
+
+
+def _walk(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _walk(v, f"{prefix}.{k}" if prefix else str(k))
+    else:  # lists stay one value: a param is a setting, not a table
+        yield prefix, node
+
+
+def flatten_config(plain: dict) -> dict[str, str]:
+    """The composed config as ``{"model.bn": "128", ...}``: model knobs first, then the rest
+    in config order; values cut to MLflow's param length."""
+    flat = dict(_walk(plain, ""))
+    knobs = [f"model.{k}" for k in KNOB_COLUMNS if f"model.{k}" in flat]
+    ordered = knobs + [k for k in flat if k not in knobs]
+    return {clean_key(k): _as_text(flat[k])[:MAX_PARAM_VALUE] for k in ordered}
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _find_si_snr(node: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
+    """Any SI-SNR figure in a result (the runtime/tiling checks add them where they run)."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            key = f"{prefix}.{k}" if prefix else str(k)
+            if "si_snr" in str(k).lower() and _number(v) is not None:
+                yield key, _number(v)
+            else:
+                yield from _find_si_snr(v, key)
+
+
+def trial_metrics(result: dict) -> dict[str, float]:
+    """Numbers worth comparing across trials: size, cost, stage times, estimate figures
+    (contexts, FPS, utilization per resource), ONNX parity and SI-SNR where present."""
+    out: dict[str, float] = {}
+
+    def put(key, value):
+        number = _number(value)
+        if number is not None:
+            out[clean_key(key)] = number
+
+    put("params", result.get("params"))
+    put("macs", result.get("macs"))
+    put("trial_seconds", result.get("seconds"))
+    export = result.get("export") or {}
+    put("export_seconds", export.get("seconds"))
+    put("onnx_nodes", export.get("nodes"))
+    put("parity_max_abs", export.get("parity_max_abs"))
+    put("parity_seconds", export.get("parity_seconds"))
+    compile_ = result.get("compile") or {}
+    for stage in compile_.get("stages") or []:
+        if stage.get("ok") is not None:
+            put(f"stage_{stage['name']}_seconds", stage.get("seconds"))
+            put(f"stage_{stage['name']}_ok", stage.get("ok"))
+    for key, value in (compile_.get("metrics") or {}).items():
+        put(key, value)  # est_contexts, est_fps, util_<resource>, units_<resource>, ...
+    put("hef_success", compile_.get("hef_success"))
+    put("har_success", compile_.get("har_success"))
+    for key, value in _find_si_snr(result):
+        put(key, value)
+    return out
+
+
+def trial_tags(result: dict, run_dir: str, git_commit: str | None) -> dict[str, str]:
+    """Labels to filter and group by; every value a string within MLflow's tag length."""
+    summary = result.get("summary") or {}
+    compile_ = result.get("compile") or {}
+    failure = compile_.get("failure") or {}
+    tags = {
+        "run_tag": summary.get("run_tag", result.get("run_tag")),
+        "unit": summary.get("unit"),
+        "backend": summary.get("backend", compile_.get("backend")),
+        "evidence": summary.get("evidence", compile_.get("evidence")),
+        "verdict": summary.get("verdict", compile_.get("verdict")),
+        "status": summary.get("status", result.get("status")),
+        "failure_family": summary.get("failure_family", failure.get("family")),
+        "failure_head": summary.get("failure_head", failure.get("head")),
+        "first_failing_layer": summary.get("first_failing_layer", failure.get("layer")),
+        "hw_arch": summary.get("hw_arch"),
+        "tiling": summary.get("tiling"),
+        "compiler_version": compile_.get("tool_version"),
+        "cache_hit": summary.get("cache_hit", compile_.get("cache_hit")),
+        "git_commit": git_commit,
+        "run_dir": run_dir,
+        "mlflow.runName": summary.get("run_tag", result.get("run_tag")),
+        KIND_TAG: "trial",
+    }
+    if git_commit:
+        tags["mlflow.source.git.commit"] = git_commit
+    return {k: _as_text(v)[:MAX_TAG_VALUE] for k, v in tags.items()
+            if v is not None and v != ""}
+
+
+def chunks(items: dict, size: int) -> Iterator[list[tuple[str, Any]]]:
+    """``items`` in batches of at most ``size`` (MLflow's per-call limits)."""
+    pairs = list(items.items())
+    for i in range(0, len(pairs), size):
+        yield pairs[i:i + size]

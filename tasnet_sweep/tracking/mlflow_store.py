@@ -1,0 +1,358 @@
+"""Trials and sweeps in an MLflow tracking store (SQLite file or ``mlflow server``).
+
+Layout: one experiment per study/experiment name, a parent run per sweep, a child run per
+trial (``mlflow.parentRunId``), a plain run per single trial.  The sweep's parent is created
+by the Hydra callback in the sweep's own process, which also creates the store's schema before
+any worker starts; workers (other processes under hydra/launcher=joblib) find the parent
+through ``.mlflow_sweep.json`` in the sweep dir.
+
+Tracking never costs a trial: the run dir and summary TSV are written before anything here
+runs.  The first failure in a sweep creates ``tracking_failed.txt`` there (O_EXCL, so it is
+reported once), later trials of that sweep skip MLflow, and ``python -m tasnet_sweep.sync``
+pushes whatever is missing.  MLflow is imported inside the functions that use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ..atomic import write_json
+from .flatten import (COMPLETE_TAG, KIND_TAG, MAX_METRICS_PER_BATCH, MAX_PARAMS_PER_BATCH,
+                      MAX_TAG_VALUE, MAX_TAGS_PER_BATCH, SWEEP_ID_TAG, TRIAL_ID_TAG, chunks,
+                      flatten_config, trial_metrics, trial_tags)
+
+log = logging.getLogger("tasnet_sweep.tracking")
+
+DEFAULT_URI = "sqlite:///outputs/mlflow.db"
+DEFAULT_EXPERIMENT = "tasnet_sweep"
+LINK_NAME = ".mlflow_sweep.json"
+FAILED_MARKER = "tracking_failed.txt"
+#: fail fast against an unreachable server (MLflow's own defaults: 7 retries, 120 s timeout)
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+#: files a sweep leaves in its dir that belong on the parent run
+SWEEP_FILE_PATTERNS = ("*.tsv", "report.md", "report.png", "frontier.*",
+                       "optimization_results.yaml", "ladder.json", "multirun.yaml")
+
+for _name, _value in HTTP_DEFAULTS.items():
+    os.environ.setdefault(_name, _value)  # before mlflow is imported; a user's value wins
+
+
+# -- where and under which name -----------------------------------------------------------
+def resolve_uri(configured: str | None, create: bool = True) -> str:
+    """tracking.tracking_uri, else $MLFLOW_TRACKING_URI, else ``sqlite:///outputs/mlflow.db``;
+    a relative SQLite path is made absolute (against the cwd) and its folder created."""
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    if uri.startswith("sqlite:///") and uri != "sqlite:///:memory:":
+        path = Path(uri[len("sqlite:///"):])
+        path = path if path.is_absolute() else Path.cwd() / path
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        uri = "sqlite:///" + str(path.resolve())
+    return uri
+
+
+def _select(config, key: str):
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.select(config, key, default=None)
+    except Exception:  # an interpolation that cannot resolve here
+        return None
+
+
+def experiment_name(config) -> str:
+    """tracking.experiment, else the study name (search.study_name or search.name), else the
+    experiment config's report name (a sweep's config carries its hydra node), else
+    ``tasnet_sweep``."""
+    for key in ("tracking.experiment", "search.study_name", "search.name",
+                "hydra.callbacks.report.experiment"):
+        value = _select(config, key)
+        if value:
+            return str(value)
+    return DEFAULT_EXPERIMENT
+
+
+def digest(path: str | Path) -> str:
+    """A short stable id for a run or sweep dir (its absolute path)."""
+    return hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:20]
+
+
+def git_commit() -> str | None:
+    """The checkout's HEAD commit, read from .git without running git; None outside a checkout."""
+    git = Path(__file__).resolve().parents[2] / ".git"
+    try:
+        if git.is_file():  # a worktree: "gitdir: <path>"
+            git = Path(git.read_text().split(":", 1)[1].strip())
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref:"):
+            return head
+        ref = head.split(":", 1)[1].strip()
+        loose = git / ref
+        if loose.is_file():
+            return loose.read_text().strip()
+        common = git / "commondir"
+        roots = [git, git / common.read_text().strip()] if common.is_file() else [git]
+        for root in roots:
+            packed = root / "packed-refs"
+            if packed.is_file():
+                for line in packed.read_text().splitlines():
+                    if line.endswith(" " + ref):
+                        return line.split()[0]
+            if (root / ref).is_file():
+                return (root / ref).read_text().strip()
+    except (OSError, IndexError):
+        pass
+    return None
+
+
+# -- the client -------------------------------------------------------------------------
+def client_for(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(client, name: str, uri: str) -> str:
+    """The experiment's id, created if missing (artifacts beside a local SQLite store)."""
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        return found.experiment_id
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another process created it first
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+# -- the sweep link and the failure marker ------------------------------------------------
+def read_link(sweep_dir: str | Path) -> dict | None:
+    try:
+        return json.loads((Path(sweep_dir) / LINK_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def report_failure_once(where: str | Path, exc: BaseException, uri: str) -> bool:
+    """Create ``tracking_failed.txt`` in ``where`` (sweep or run dir); only the process that
+    creates it logs a warning.  Returns True for that process."""
+    where = Path(where)
+    first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+    text = (f"MLflow tracking failed at {uri}: {type(exc).__name__}: {first_line}\n"
+            f"Trials are still recorded in {where} (result.json per run, the summary TSV).\n"
+            f"Push them later with: python -m tasnet_sweep.sync {where}\n")
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        fd = os.open(where / FAILED_MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        log.debug("tracking failed again (already reported): %s", first_line)
+        return False
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    log.warning("%s", " ".join(text.split("\n")[:1]) + " -- trials are kept locally; run "
+                f"`python -m tasnet_sweep.sync {where}` when MLflow is back")
+    return True
+
+
+def tracking_failed(where: str | Path) -> bool:
+    return (Path(where) / FAILED_MARKER).exists()
+
+
+# -- runs --------------------------------------------------------------------------------
+def _log_batches(client, run_id: str, params: dict | None = None, metrics: dict | None = None,
+                 tags: dict | None = None) -> None:
+    import time
+
+    from mlflow.entities import Metric, Param, RunTag
+
+    for batch in chunks(params or {}, MAX_PARAMS_PER_BATCH):
+        client.log_batch(run_id, params=[Param(k, v) for k, v in batch])
+    now = int(time.time() * 1000)
+    for batch in chunks(metrics or {}, MAX_METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in batch])
+    for batch in chunks(tags or {}, MAX_TAGS_PER_BATCH):
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in batch])
+
+
+def trial_artifacts(result: dict, run_dir: Path, cfg_plain: dict) -> list[tuple[Path, str | None]]:
+    """(local file, artifact folder) pairs for one trial; ONNX/HEF only when configured."""
+    files: list[tuple[Path, str | None]] = []
+    for name in ("config_resolved.yaml", "result.json", "compile_failure.txt",
+                 "compile_failure.json", ".hydra/overrides.yaml"):
+        files.append((run_dir / name, None))
+    report = (result.get("compile") or {}).get("report_path")
+    if report:
+        files.append((Path(report), None))
+    files += [(p, None) for p in sorted(run_dir.glob("*.log"))]
+    tracking = cfg_plain.get("tracking") or {}
+    summary = result.get("summary") or {}
+    if tracking.get("log_onnx") and (result.get("export") or {}).get("onnx_path"):
+        files.append((Path(result["export"]["onnx_path"]), "onnx"))
+    if tracking.get("log_hef") and summary.get("hef_path"):
+        files.append((Path(summary["hef_path"]), "hef"))
+    seen, out = set(), []
+    for path, folder in files:
+        if path.is_file() and path.resolve() not in seen:
+            seen.add(path.resolve())
+            out.append((path, folder))
+    return out
+
+
+def log_trial_run(client, experiment_id: str, result: dict, run_dir: str | Path,
+                  cfg_plain: dict, parent_run_id: str | None = None) -> str:
+    """One trial as one run.  The completion tag is set last, so a run cut short (server gone
+    mid-upload) is recognised by ``sync`` and redone."""
+    run_dir = Path(run_dir).resolve()
+    tags = trial_tags(result, str(run_dir), git_commit())
+    tags[TRIAL_ID_TAG] = digest(run_dir)
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    run = client.create_run(experiment_id, tags={TRIAL_ID_TAG: tags[TRIAL_ID_TAG],
+                                                 KIND_TAG: "trial",
+                                                 **({"mlflow.parentRunId": parent_run_id}
+                                                    if parent_run_id else {})},
+                            run_name=tags.get("mlflow.runName"))
+    run_id = run.info.run_id
+    _log_batches(client, run_id, params=flatten_config(cfg_plain),
+                 metrics=trial_metrics(result), tags=tags)
+    for path, folder in trial_artifacts(result, run_dir, cfg_plain):
+        client.log_artifact(run_id, str(path), folder)
+    client.set_tag(run_id, COMPLETE_TAG, "true")
+    status = "FINISHED" if result.get("status", "ok") == "ok" else "FAILED"
+    client.set_terminated(run_id, status)
+    return run_id
+
+
+def create_sweep_run(client, experiment_id: str, sweep_dir: str | Path,
+                     extra_tags: dict | None = None) -> str:
+    sweep_dir = Path(sweep_dir).resolve()
+    name = "/".join(sweep_dir.parts[-2:])
+    tags = {SWEEP_ID_TAG: digest(sweep_dir), KIND_TAG: "sweep", "sweep_dir": str(sweep_dir),
+            "git_commit": git_commit(), **(extra_tags or {})}
+    tags = {k: str(v)[:MAX_TAG_VALUE] for k, v in tags.items() if v not in (None, "")}
+    return client.create_run(experiment_id, tags=tags, run_name=name).info.run_id
+
+
+def finish_sweep_run(client, run_id: str, sweep_dir: str | Path) -> list[str]:
+    """Attach the sweep-level files that exist and mark the parent finished."""
+    sweep_dir = Path(sweep_dir)
+    logged = []
+    for pattern in SWEEP_FILE_PATTERNS:
+        for path in sorted(sweep_dir.glob(pattern)):
+            if path.is_file() and path.name not in logged:
+                client.log_artifact(run_id, str(path))
+                logged.append(path.name)
+    client.set_terminated(run_id, "FINISHED")
+    return logged
+
+
+def runs_with_tag(client, experiment_id: str, tag: str) -> dict[str, list]:
+    """Active runs of an experiment that carry ``tag``, grouped by its value."""
+    from mlflow.entities import ViewType
+
+    found: dict[str, list] = {}
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=f"tags.`{tag}` != ''",
+                                  run_view_type=ViewType.ACTIVE_ONLY, max_results=1000,
+                                  page_token=token)
+        for run in page:
+            found.setdefault(run.data.tags[tag], []).append(run)
+        token = page.token
+        if not token:
+            return found
+
+
+# -- the two entry points a sweep uses ----------------------------------------------------
+def start_sweep(config) -> dict:
+    """on_multirun_start: experiment, parent run and the link file for the workers."""
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    uri = resolve_uri(config.tracking.tracking_uri)
+    name = experiment_name(config)
+    link: dict[str, Any] = {"uri": uri, "experiment": name, "experiment_id": None,
+                            "parent_run_id": None, "sweep_id": digest(sweep_dir)}
+    hydra = config.hydra
+    extra = {"sweeper": _select(hydra, "sweeper._target_"),
+             "launcher": _select(hydra, "launcher._target_"),
+             "overrides": " ".join(_select(hydra, "overrides.task") or []),
+             "compiler_backend": _select(config, "compiler.backend"),
+             "hw_arch": _select(config, "hw.arch")}
+    try:
+        client = client_for(uri)  # a new SQLite store gets its schema here, before any worker
+        link["experiment_id"] = ensure_experiment(client, name, uri)
+        link["parent_run_id"] = create_sweep_run(client, link["experiment_id"], sweep_dir, extra)
+        stale = sweep_dir / FAILED_MARKER
+        if stale.exists():  # an earlier sweep into this dir; its runs can still be synced
+            stale.unlink()
+        log.info("MLflow: experiment %r, sweep run %s (%s)", name, link["parent_run_id"], uri)
+    except Exception as exc:
+        report_failure_once(sweep_dir, exc, uri)
+    write_json(sweep_dir / LINK_NAME, link)
+    return link
+
+
+def end_sweep(config) -> None:
+    """on_multirun_end: sweep-level files on the parent run, which is then finished."""
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    link = read_link(sweep_dir)
+    if not link or not link.get("parent_run_id") or tracking_failed(sweep_dir):
+        return  # sync finishes the parent later
+    try:
+        finish_sweep_run(client_for(link["uri"]), link["parent_run_id"], sweep_dir)
+    except Exception as exc:
+        report_failure_once(sweep_dir, exc, link["uri"])
+
+
+def log_job_trial(cfg, result: dict, run_dir: str | Path) -> str | None:
+    """Called by every job after its trial: a child run in a sweep, a plain run otherwise."""
+    from omegaconf import OmegaConf
+
+    run_dir = Path(run_dir)
+    sweep_dir = _sweep_dir()
+    link = read_link(sweep_dir) if sweep_dir is not None else None
+    where = sweep_dir if link is not None else run_dir
+    if tracking_failed(where):
+        return None  # reported once already; sync pushes this trial later
+    if link is not None:
+        uri, experiment_id, parent = link["uri"], link.get("experiment_id"), link["parent_run_id"]
+        if not parent:
+            return None
+    else:
+        uri, experiment_id, parent = resolve_uri(cfg.tracking.tracking_uri), None, None
+    try:
+        client = client_for(uri)
+        if experiment_id is None:
+            experiment_id = ensure_experiment(client, experiment_name(cfg), uri)
+        cfg_plain = OmegaConf.to_container(cfg, resolve=True)
+        return log_trial_run(client, experiment_id, result, run_dir, cfg_plain, parent)
+    except Exception as exc:
+        report_failure_once(where, exc, uri)
+        return None
+
+
+def _sweep_dir() -> Path | None:
+    """This job's sweep dir in a multirun, else None."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+    except Exception:  # not inside a Hydra job
+        return None
+    if hc.mode != RunMode.MULTIRUN:
+        return None
+    return Path(str(hc.sweep.dir))
