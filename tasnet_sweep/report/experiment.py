@@ -19,7 +19,7 @@ EVIDENCE_TEXT = {
     "estimate": "estimate: predicted by the offline allocator model, nothing was compiled",
     "replay": "replay: recorded outcomes played back, nothing was compiled",
 }
-LABEL_CANDIDATES = ("unit", "unit_op", *KNOB_COLUMNS, "tiling", "tile_width", "channel_block",
+LABEL_CANDIDATES = ("unit_op", *KNOB_COLUMNS, "tiling", "tile_width", "channel_block",
                     "latent_width", "in_chan")
 
 
@@ -77,7 +77,8 @@ def write_report(sweep_dir: str | Path, summary_name: str, experiment: str,
               "(The rule is documented in `tasnet_sweep/report/next_knob.py` and the README.)",
               ""]
     label_cols = varying_columns(rows, LABEL_CANDIDATES)
-    png = pass_fail_strip(rows, label_cols, sweep_dir / "report.png",
+    plot_cols = (["unit"] if len({r.get("unit") for r in rows}) > 1 else []) + label_cols
+    png = pass_fail_strip(rows, plot_cols, sweep_dir / "report.png",
                           f"{experiment}: pass/fail ({', '.join(sorted({r.get('evidence', '') for r in rows}))})")
     lines += ["## Rows", "", "![pass/fail per row](report.png)", "",
               "| # | " + " | ".join(["unit", *label_cols[:6], "HAR", "HEF", "failure", "layer"])

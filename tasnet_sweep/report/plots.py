@@ -17,7 +17,8 @@ def varying_columns(rows: list[dict], candidates) -> list[str]:
 
 
 def pass_fail_strip(rows: list[dict], label_columns, path: str | Path, title: str) -> Path:
-    """One column per row in run order, two lanes (HAR, HEF), green pass / red fail / grey n/a."""
+    """One line per row in run order with two cells (HAR, HEF): green pass, red fail, grey
+    not run; each line is labelled with the knobs that vary across the rows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,27 +28,33 @@ def pass_fail_strip(rows: list[dict], label_columns, path: str | Path, title: st
     from ..atomic import write_bytes
 
     n = max(1, len(rows))
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * n + 2), 2.8 + 0.12 * len(label_columns)))
-    for i, row in enumerate(rows):
-        for lane, key in enumerate(("hef_success", "har_success")):
-            ax.add_patch(plt.Rectangle((i, lane), 0.92, 0.92,
-                                       color=COLOURS[_state(row.get(key, ""))]))
     labels = []
-    for row in rows:
-        parts = [f"{c}={row.get(c)}" for c in label_columns] or [row.get("unit", "")]
-        labels.append("\n".join(parts))
-    ax.set_xlim(0, n)
-    ax.set_ylim(0, 2)
-    ax.set_yticks([0.46, 1.46], ["HEF", "HAR"])
-    ax.set_xticks([i + 0.46 for i in range(len(rows))], labels, rotation=60, ha="right",
-                  fontsize=7)
-    ax.set_title(title, fontsize=9)
+    for i, row in enumerate(rows, 1):
+        parts = [f"{c}={row.get(c)}" for c in label_columns if row.get(c) not in (None, "")]
+        parts = parts or [str(row.get("unit", ""))]
+        text = f"{i}. " + "  ".join(parts)
+        labels.append(text if len(text) <= 90 else text[:87] + "...")
+    width = 3.0 + 0.075 * max(len(t) for t in labels)
+    fig, ax = plt.subplots(figsize=(width, 1.2 + 0.32 * n))
+    for i, row in enumerate(rows):
+        y = n - 1 - i
+        for col, key in enumerate(("har_success", "hef_success")):
+            ax.add_patch(plt.Rectangle((col, y), 0.94, 0.9,
+                                       color=COLOURS[_state(row.get(key, ""))]))
+    ax.set_xlim(0, 2)
+    ax.set_ylim(0, n)
+    ax.set_xticks([0.47, 1.47], ["HAR", "HEF"])
+    ax.xaxis.tick_top()
+    ax.set_yticks([n - 1 - i + 0.45 for i in range(len(rows))], labels, fontsize=8,
+                  family="monospace")
+    ax.set_title(title, fontsize=9, pad=18)
     ax.legend(handles=[Patch(color=COLOURS["pass"], label="pass"),
                        Patch(color=COLOURS["fail"], label="fail"),
                        Patch(color=COLOURS[""], label="not run")],
-              loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
+              loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
     for side in ("top", "right", "left", "bottom"):
         ax.spines[side].set_visible(False)
+    ax.tick_params(length=0)
     fig.tight_layout()
     tmp = Path(path).with_name(f".{Path(path).name}.partial.png")
     fig.savefig(tmp, dpi=110)
