@@ -125,9 +125,9 @@ def test_ladder_experiment_stops_at_the_first_failure_and_reports_it(tmp_path):
     recorded = tmp_path / "recorded.tsv"
     cols = ["unit", "in_chan", "latent_width", "n_blocks", "n_repeats", "truncate_k_blocks",
             "har_success", "hef_success", "exception_type", "failure_head"]
-    table = [["full", 1, 255, 8, 1, 1, "true", "true", "", ""],
-             ["full", 1, 255, 8, 1, 2, "true", "true", "", ""],
-             ["full", 1, 255, 4, 1, "", "true", "false", "BackendAllocatorException",
+    table = [["full", 1, 127, 8, 1, 1, "true", "true", "", ""],
+             ["full", 1, 127, 8, 1, 2, "true", "true", "", ""],
+             ["full", 1, 127, 4, 1, "", "true", "false", "BackendAllocatorException",
               "No successful assignments: dw3 errors: Agent infeasible"]]
     with open(recorded, "w", newline="") as f:
         w = csv.writer(f, delimiter="\t")
