@@ -1,14 +1,19 @@
-"""A TEST DOUBLE of HailoRT's ``hailo_platform`` (InferModel API only), for tests.
+"""A TEST DOUBLE of HailoRT's ``hailo_platform`` (InferModel API and the 4.x InferVStreams
+path), for tests.
 
 It follows the calls shown in /work/shared/hailo/README.md and nothing more.  A "HEF" here is
 any file named ``<x>.hef``; the double computes the unit with onnxruntime on ``<x>.onnx`` beside
 it.  Like the real runtime it insists on FLOAT32 formats, C-contiguous float32 buffers shaped
 exactly ``im.input().shape`` (H, W, C, no batch) and a positive timeout; ``slow_ms`` lets a test
-make a run exceed its timeout.  It is not a compiler and never writes a file.
+make a run exceed its timeout.  The legacy path (``HEF``, ``ConfigureParams``,
+``VDevice().configure``, ``Input/OutputVStreamParams.make``, ``InferVStreams``) insists on
+FLOAT32 vstream params, an activated network group and batched NHWC float32 inputs named as
+``hef.get_input_vstream_infos()`` says.  It is not a compiler and never writes a file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from pathlib import Path
 
@@ -172,3 +177,115 @@ class VDevice:
 
     def create_infer_model(self, hef_path):
         return _InferModel(hef_path)
+
+    def configure(self, hef, params):
+        if not isinstance(hef, HEF) or not isinstance(params, ConfigureParams):
+            raise HailoRTException("configure needs a HEF and its ConfigureParams")
+        return [_NetworkGroup(hef)]
+
+
+# ---- the 4.x legacy InferVStreams path ------------------------------------------------------
+#: every legacy infer call: (hef path, batched input shape)
+VSTREAM_LOG: list[tuple[str, tuple]] = []
+
+
+class HailoStreamInterface(enum.Enum):
+    PCIe = 0
+    ETH = 1
+
+
+class _VStreamInfo:
+    def __init__(self, name, shape):
+        self.name, self.shape = name, tuple(shape)
+
+
+class HEF:
+    def __init__(self, hef_path):
+        self._model = _InferModel(hef_path)  # same validation and onnx lookup
+        self.path = hef_path
+
+    def get_input_vstream_infos(self):
+        return [_VStreamInfo("net/input_layer1", self._model._input.shape)]
+
+    def get_output_vstream_infos(self):
+        return [_VStreamInfo("net/output_layer1", self._model._output.shape)]
+
+
+class ConfigureParams:
+    def __init__(self, hef, interface):
+        self.hef, self.interface = hef, interface
+
+    @staticmethod
+    def create_from_hef(hef, interface):
+        if not isinstance(interface, HailoStreamInterface):
+            raise HailoRTException(f"interface must be a HailoStreamInterface, got {interface!r}")
+        return ConfigureParams(hef, interface)
+
+
+class _NetworkGroup:
+    def __init__(self, hef):
+        self.hef = hef
+        self.active = False
+
+    def create_params(self):
+        return {}
+
+    @contextlib.contextmanager
+    def activate(self, params=None):
+        self.active = True
+        try:
+            yield self
+        finally:
+            self.active = False
+
+
+class _VStreamParams:
+    def __init__(self, ng, format_type):
+        self.ng, self.format_type = ng, format_type
+
+    @classmethod
+    def make(cls, ng, format_type=FormatType.AUTO, **_):
+        return cls(ng, format_type)
+
+
+class InputVStreamParams(_VStreamParams):
+    pass
+
+
+class OutputVStreamParams(_VStreamParams):
+    pass
+
+
+class InferVStreams:
+    def __init__(self, ng, in_params, out_params):
+        for p in (in_params, out_params):
+            if p.format_type != FormatType.FLOAT32:
+                raise HailoRTException(f"vstream format {p.format_type} was not set to FLOAT32")
+        self.ng = ng
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def infer(self, inputs: dict):
+        if not self.ng.active:
+            raise HailoRTException("network group is not activated")
+        hef = self.ng.hef
+        name = hef.get_input_vstream_infos()[0].name
+        if set(inputs) != {name}:
+            raise HailoRTException(f"inputs {sorted(inputs)} != vstreams ['{name}']")
+        x = inputs[name]
+        m = hef._model
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 4 \
+                or tuple(x.shape[1:]) != m._input.shape:
+            raise HailoRTException(f"input must be float32 NHWC (batch, *{m._input.shape}), "
+                                   f"got {getattr(x, 'dtype', type(x))} {getattr(x, 'shape', '')}")
+        if slow_ms > 0:
+            raise HailoRTTimeout("vstream infer timed out")
+        nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        y = np.concatenate([m._session.run(None, {m._input_name: nchw[i:i + 1]})[0]
+                            for i in range(len(nchw))])  # a HEF keeps batch 1
+        VSTREAM_LOG.append((hef.path, tuple(x.shape)))
+        return {hef.get_output_vstream_infos()[0].name: y.transpose(0, 2, 3, 1)}

@@ -1,0 +1,48 @@
+"""The shared shape of the runtime commands: check the config before Hydra runs, let Hydra
+write nothing of its own (no run directory, .hydra or log file), and turn a user's mistake
+into one line and exit code 2."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+#: Hydra settings for commands whose outputs go to runtime.output_dir only
+QUIET_HYDRA = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=none",
+               "hydra/hydra_logging=none"]
+
+
+def main(prog: str, hydra_fn, argv: list[str] | None = None) -> int:
+    from ..cli import EXIT_CONFIG, preflight
+
+    argv = sys.argv[1:] if argv is None else argv
+    if "-m" in argv or "--multirun" in argv:
+        print(f"{prog}: error: -m/--multirun is not supported: run one input at a time",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    problems = preflight(argv)
+    for p in problems:
+        print(f"{prog}: config error: {p}", file=sys.stderr)
+    if problems:
+        return EXIT_CONFIG
+    sys.argv = [sys.argv[0], *argv, *QUIET_HYDRA]
+    hydra_fn()
+    return 0
+
+
+@contextlib.contextmanager
+def user_errors(prog: str):
+    """Bad input (config, audio, checkpoint, missing files) -> one line on stderr, exit 2."""
+    from ..cli import EXIT_CONFIG
+    from ..config import ConfigError
+    from .audio import AudioError
+
+    try:
+        yield
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(f"{prog}: error: {p}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    except (AudioError, FileNotFoundError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
