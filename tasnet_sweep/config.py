@@ -22,6 +22,7 @@ UNIT_ACTIVATION_NAMES = ("sigmoid", "relu", "prelu")
 SKIP_TOPOLOGIES = ("sum", "project")
 MASK_MUL_MODES = ("normal", "bypass")
 DECODERS = ("convtranspose", "conv1x1_head")
+ENCODER_ACTIVATIONS = ("relu", "linear")
 TILING_MODES = ("none", "temporal", "blocked")
 HOST_OPS = ("norm", "activation", "mask_mul", "overlap_add")
 COMPILER_BACKENDS = ("estimate", "hailo_dfc", "replay")
@@ -54,6 +55,7 @@ class ModelConfig:
     skip_topology: str = "sum"
     mask_mul: str = "normal"
     decoder: str = "convtranspose"
+    encoder_activation: str = "relu"  # relu (paper) | linear (asteroid's default)
     truncate_k_blocks: Optional[int] = None  # None: all n_blocks * n_repeats blocks
     time_len: int = 16000
 
@@ -263,6 +265,7 @@ def validate_model(m, problems: list[str]) -> None:
     _one_of(problems, "model.skip_topology", m.skip_topology, SKIP_TOPOLOGIES)
     _one_of(problems, "model.mask_mul", m.mask_mul, MASK_MUL_MODES)
     _one_of(problems, "model.decoder", m.decoder, DECODERS)
+    _one_of(problems, "model.encoder_activation", m.encoder_activation, ENCODER_ACTIVATIONS)
     if not ok:
         return
     if m.kernel_size < m.stride:

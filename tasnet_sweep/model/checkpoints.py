@@ -259,7 +259,10 @@ def load_into(model, ckpt: Checkpoint) -> None:
         raise CheckpointError("checkpoint does not fit the model: "
                               + " | ".join(p for p in parts if p))
     model.load_state_dict(ckpt.state_dict, strict=True)
-    model.encoder.relu = ckpt.encoder_activation == "relu"
+    if model.encoder.relu != (ckpt.encoder_activation == "relu"):
+        raise CheckpointError(f"the checkpoint's encoder_activation={ckpt.encoder_activation} "
+                              "differs from the model's: build the model with "
+                              f"model.encoder_activation={ckpt.encoder_activation}")
 
 
 def build_from_checkpoint(path: str | Path, model_cfg) -> tuple[object, dict, Checkpoint]:
@@ -275,7 +278,7 @@ def build_from_checkpoint(path: str | Path, model_cfg) -> tuple[object, dict, Ch
     if base.get("truncate_k_blocks") is not None:
         raise CheckpointError("model.truncate_k_blocks is set: a checkpoint holds every block, "
                               "expected model.truncate_k_blocks=null")
-    merged = {**base, **ckpt.knobs}
+    merged = {**base, **ckpt.knobs, "encoder_activation": ckpt.encoder_activation}
     model = build_model(merged)
     load_into(model, ckpt)
     return model.eval(), merged, ckpt

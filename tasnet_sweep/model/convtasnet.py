@@ -36,13 +36,14 @@ class ConvTasNet(nn.Module):
                  hidden: int, skip: int, conv_kernel: int, n_blocks: int, n_repeats: int,
                  norm: str, activation: str, mask_act: str, skip_topology: str, mask_mul: str,
                  decoder: str, truncate_k_blocks: int | None = None, time_len: int = 16000,
-                 **_ignored):
+                 encoder_activation: str = "relu", **_ignored):
         super().__init__()
         self.n_src, self.n_filters = n_src, n_filters
         self.kernel_size, self.stride = kernel_size, stride
         self.mask_mul, self.decoder_kind = mask_mul, decoder
         self.time_len = time_len
-        self.encoder = Encoder(n_filters, kernel_size, stride)
+        self.encoder = Encoder(n_filters, kernel_size, stride,
+                               relu=encoder_activation == "relu")
         self.masker = TDConvNet(n_filters, n_src, bn, hidden, skip, conv_kernel, n_blocks,
                                 n_repeats, norm, activation, mask_act, skip_topology,
                                 n_active_blocks=truncate_k_blocks)

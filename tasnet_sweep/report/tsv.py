@@ -16,7 +16,8 @@ from ..atomic import locked, write_text
 
 KNOB_COLUMNS = ("n_src", "n_filters", "kernel_size", "stride", "bn", "hidden", "skip",
                 "conv_kernel", "n_blocks", "n_repeats", "norm", "activation", "mask_act",
-                "skip_topology", "mask_mul", "decoder", "truncate_k_blocks", "time_len")
+                "skip_topology", "mask_mul", "decoder", "encoder_activation", "truncate_k_blocks",
+                "time_len")
 SUMMARY_COLUMNS = (
     "run_tag", "unit", "unit_op", *KNOB_COLUMNS, "tiling", "tile_width", "channel_block",
     "in_chan", "out_chan", "latent_width", "params", "macs",

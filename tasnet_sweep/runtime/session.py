@@ -27,7 +27,7 @@ def load_deployment(cfg) -> Deployment:
 
     from ..model.checkpoints import CheckpointError, build_from_checkpoint
     from ..model.convtasnet import build_model
-    from ..tiling.plan import HostStep, build_plan
+    from ..tiling.plan import build_plan
     from ..tiling.weights import model_params
 
     rate, notes = int(cfg.runtime.sample_rate), []
@@ -46,10 +46,6 @@ def load_deployment(cfg) -> Deployment:
         model = build_model(cfg.model)
         model_cfg = {k: cfg.model[k] for k in cfg.model.keys()}
     plan = build_plan(OmegaConf.create(model_cfg), cfg.tiling)
-    if not model.encoder.relu:  # asteroid's linear encoder: the plan's encoder ReLU goes
-        plan.steps = [HostStep("copy", list(s.inputs), s.dst, s.stage)
-                      if s.kind == "host" and s.dst == "enc" and s.op == "act" else s
-                      for s in plan.steps]
     return Deployment(model, model_cfg, plan, model_params(model), rate, notes)
 
 

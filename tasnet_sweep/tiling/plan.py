@@ -324,7 +324,10 @@ class _Builder:
         n, act = m.n_filters, m.activation
         self.npu("encoder.conv", "conv", "wav", "enc_lin", "encoder", 1, n, m.kernel_size,
                  m.stride, bias=False)
-        self.host("act", ["enc_lin"], "enc", "encoder", variant="relu", channels=n)
+        if m.get("encoder_activation", "relu") == "relu":
+            self.host("act", ["enc_lin"], "enc", "encoder", variant="relu", channels=n)
+        else:  # a linear encoder (asteroid's default) hands its output on unchanged
+            self.host("copy", ["enc_lin"], "enc", "encoder")
         x = self.host("norm", ["enc"], "m.norm", "masker", "masker.norm", m.norm, n)
         x = self.npu("masker.bottleneck", "conv", x, "m.bott", "masker", n, m.bn)
         skip_sum = None

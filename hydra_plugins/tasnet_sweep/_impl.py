@@ -1,0 +1,171 @@
+"""The frontier sweeper's work: read ``search``, run the search loop through the configured
+Hydra launcher, write optimization_results.yaml and frontier.tsv/.md/.png in the sweep dir.
+
+Sweep overrides on the command line (``model.bn=32,64``, ``model.hidden=range(64,257,64)``)
+become knobs too, in the order given (ranges ascending); plain overrides go to every job.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+EXIT_CONFIG = 2
+
+
+def _fail(problems: list[str]):
+    for p in problems:
+        print(f"tasnet_sweep: config error: {p}", file=sys.stderr)
+    sys.exit(EXIT_CONFIG)
+
+
+def _override_text(key: str, value) -> str:
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    return f"{key}={value}"
+
+
+class FrontierSweeperImpl:
+    def __init__(self, job_overrides: list[str]):
+        self.job_overrides = job_overrides
+        self.hydra_context = self.config = self.launcher = None
+        self.job_idx = 0
+
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        from hydra.core.plugins import Plugins
+
+        self.hydra_context, self.config = hydra_context, config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config)
+
+    # -- search space -------------------------------------------------------------------
+    def _search_space(self, arguments: list[str]):
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        search = self.config.get("search")
+        if search is None:
+            options = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "conf"
+                                              / "search").glob("*.yaml"))
+            _fail([f"hydra/sweeper=frontier needs search=<name>: expected one of "
+                   f"{', '.join(options) or '(none in conf/search)'}"])
+        knobs = dict(OmegaConf.to_container(search.knobs, resolve=True) or {})
+        passthrough = [*self.job_overrides, *list(search.fixed or [])]
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        for o in parser.parse_overrides(arguments):
+            if o.is_sweep_override():
+                values = list(o.sweep_iterator())
+                if o.is_range_sweep():
+                    values = sorted(values)
+                knobs[o.get_key_element()] = values
+            else:
+                passthrough.append(o.input_line)
+        return search, knobs, passthrough
+
+    def _jobs(self, lattice, points, passthrough):
+        return [[*passthrough, *(_override_text(k, v) for k, v in lattice.values(p).items())]
+                for p in points]
+
+    def _check(self, jobs: list[list[str]]) -> None:
+        from tasnet_sweep.config import validate
+
+        problems: list[str] = []
+        for job in jobs:
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, job)
+            for p in validate(cfg):
+                line = f"{p} (job: {' '.join(job)})"
+                if line not in problems:
+                    problems.append(line)
+        if problems:
+            _fail(problems)
+
+    # -- the sweep ----------------------------------------------------------------------
+    def sweep(self, arguments: list[str]):
+        from tasnet_sweep.atomic import write_text
+        from tasnet_sweep.search import driver
+        from tasnet_sweep.search.frontier import summarize, write_reports
+        from tasnet_sweep.search.lattice import Lattice, SearchSpaceError
+        from tasnet_sweep.search.sampler import SAMPLERS
+        from tasnet_sweep.search.study import FrontierStudy
+
+        search, knobs, passthrough = self._search_space(arguments)
+        try:
+            lattice = Lattice.from_spec(knobs)
+        except SearchSpaceError as exc:
+            _fail([str(exc)])
+        if search.sampler not in SAMPLERS:
+            _fail([f"search.sampler={search.sampler!r} is invalid: expected one of "
+                   f"{', '.join(SAMPLERS)}"])
+        for key in ("batch_size", "max_trials"):
+            v = search[key]
+            if v is not None and v < 1:
+                _fail([f"search.{key}={v} is invalid: expected a whole number >= 1"])
+        bottom = tuple(0 for _ in lattice.shape)
+        top = tuple(n - 1 for n in lattice.shape)
+        self._check(self._jobs(lattice, [bottom, top], passthrough))
+
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        study_name = search.study_name or search.name
+        prior = None
+        if search.get("prior_study"):
+            try:
+                prior = driver.prior_from_study(lattice, search.prior_study,
+                                                search.get("prior_storage"))
+            except ValueError as exc:
+                _fail([str(exc)])
+        study = FrontierStudy(lattice, study_name, search.storage, search.sampler, search.seed)
+        returns = []
+
+        def launch(points):
+            jobs = self._jobs(lattice, points, passthrough)
+            self._check(jobs)
+            results = self.launcher.launch(jobs, initial_job_idx=self.job_idx)
+            self.job_idx += len(jobs)
+            returns.append(results)
+            out = []
+            for r in results:
+                try:
+                    out.append(r.return_value)
+                except Exception as exc:  # a crashed job: logged, not used as evidence
+                    log.error("job %s failed: %s", r.overrides, exc)
+                    out.append(None)
+            return out
+
+        state = driver.run(lattice, study, launch, sampler=search.sampler,
+                           batch_size=search.batch_size, max_trials=search.max_trials,
+                           seed=search.seed, record_inferred=search.record_inferred,
+                           prior=prior)
+        frontier = summarize(lattice, state.knowledge, state.records)
+        write_reports(frontier, sweep_dir, title=f"Frontier: {study_name}", png=search.plot)
+        write_text(sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(
+            self._results(frontier, state, study)))
+        log.info("frontier %s: %d maximal passing, %d minimal failing; %d compiles this run, "
+                 "%d before (study %s in %s)", "exact" if frontier.complete else "NOT exact",
+                 len(frontier.maximal_passing), len(frontier.minimal_failing),
+                 state.compiled_now, state.compiled_before, study_name, study.location)
+        return returns
+
+    def _results(self, frontier, state, study) -> dict:
+        lattice = frontier.lattice
+        best = max(frontier.maximal_passing, key=lattice.rank, default=None)
+        plain = lambda p: {k: v for k, v in lattice.values(p).items()}  # noqa: E731
+        return {
+            "name": "frontier",
+            "study_name": study.study_name,
+            "storage": study.location,
+            "exact": frontier.complete,
+            "unknown": state.knowledge.unknown,
+            "compiles_this_run": state.compiled_now,
+            "compiles_before": state.compiled_before,
+            "inferred_recorded": state.inferred_recorded,
+            "certificate_size": len(frontier.maximal_passing) + len(frontier.minimal_failing),
+            "best_params": plain(best) if best is not None else None,
+            "best_value": lattice.rank(best) if best is not None else None,
+            "maximal_passing": [plain(p) for p in frontier.maximal_passing],
+            "minimal_failing": [plain(p) for p in frontier.minimal_failing],
+        }

@@ -1,0 +1,153 @@
+"""The search loop, independent of Hydra: propose -> launch a batch -> record -> repeat.
+
+``launch(points)`` compiles a batch and returns one job result per point (the dict
+``tasnet_sweep.app`` returns, or None when the job crashed).  Points the study already
+answers are never launched: a resumed search starts from the study's compiled trials, and
+monotone inference is recorded as ``evidence=inferred``, never as a compile.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .lattice import Knowledge, Lattice
+from .sampler import SAMPLERS, FrontierSampler
+from .study import FrontierStudy, job_outcome, open_storage, storage_location
+
+log = logging.getLogger(__name__)
+Launch = Callable[[list[tuple[int, ...]]], list[dict | None]]
+
+
+@dataclass
+class SearchRun:
+    knowledge: Knowledge
+    records: dict
+    compiled_before: int  # compiles already in the study when this run started
+    compiled_now: int = 0  # compiles launched by this run
+    errors: list = field(default_factory=list)  # points whose job said nothing about size
+    inferred_recorded: int = 0
+
+
+def run(lattice: Lattice, study: FrontierStudy, launch: Launch, sampler: str = "frontier",
+        batch_size: int = 1, max_trials: int | None = None, seed: int = 0,
+        record_inferred: bool = True, prior=None) -> SearchRun:
+    """Search until the frontier is exact (or ``max_trials`` compiles); ``prior``: a status
+    grid ordering the frontier sampler's queries (see FrontierSampler)."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"search.sampler={sampler!r} is invalid: expected one of "
+                         f"{', '.join(SAMPLERS)}")
+    if batch_size < 1:
+        raise ValueError(f"search.batch_size={batch_size!r} is invalid: expected >= 1")
+    knowledge, records = study.load()
+    state = SearchRun(knowledge, records, compiled_before=len(knowledge.observed))
+    log.info("study %s: %d compiled, %d of %d configurations answered", study.study_name,
+             state.compiled_before, lattice.size - knowledge.unknown, lattice.size)
+    step = _frontier_step if sampler == "frontier" else _optuna_step
+    proposer = FrontierSampler(lattice, prior=prior, seed=seed) if sampler == "frontier" else None
+    asks = 0
+    while not knowledge.complete:
+        room = batch_size if max_trials is None else min(batch_size,
+                                                         max_trials - state.compiled_now)
+        if room <= 0 or asks > 20 * lattice.size:
+            break
+        launched = step(state, study, proposer, launch, room)
+        asks += max(launched, 1)
+        if launched < 0:
+            break
+    if record_inferred:
+        state.inferred_recorded = study.record_inferred(knowledge)
+    return state
+
+
+def prior_from_study(lattice: Lattice, study_name: str, storage: str | None = None):
+    """The knowledge of another study over the same knobs, as a prior status grid."""
+    import optuna
+
+    location = storage_location(storage, study_name)
+    missing = ValueError(f"search.prior_study={study_name!r} is not in {location}: expected "
+                         "the name of a study run before (search.prior_storage for another "
+                         "storage)")
+    if "://" not in location and not Path(location).exists():
+        raise missing
+    try:
+        optuna.load_study(study_name=study_name, storage=open_storage(location))
+    except KeyError:
+        raise missing from None
+    knowledge, _ = FrontierStudy(lattice, study_name, location).load()
+    if not knowledge.observed:
+        raise ValueError(f"search.prior_study={study_name!r} has no compiled configurations of "
+                         "this search space: expected a study run over the same knobs")
+    return knowledge.status.copy()
+
+
+def _record(state: SearchRun, study: FrontierStudy, point, result) -> bool | None:
+    passed = job_outcome(result)
+    if passed is None:
+        state.errors.append(point)
+        log.warning("job for %s said nothing about size (%s); not used as evidence",
+                    study.lattice.values(point), (result or {}).get("failure_family", "crashed"))
+        return None
+    study.record_compiled(point, result)
+    state.knowledge.record(point, passed)
+    state.records[point] = dict(result)
+    return passed
+
+
+def _frontier_step(state, study, proposer, launch, room) -> int:
+    batch = proposer.propose(state.knowledge, room, pending=state.errors)
+    if not batch:
+        return -1
+    results = launch(batch)
+    state.compiled_now += len(batch)
+    for point, result in zip(batch, results):
+        _record(state, study, point, result)
+    return len(batch)
+
+
+def _optuna_step(state, study, _proposer, launch, room) -> int:
+    """Ask Optuna's sampler; answer what is known at once, launch the rest (TPE, random, grid)."""
+    k = state.knowledge
+    asked = []
+    for _ in range(room):
+        trial, point = study.ask()
+        known = k.outcome(point)
+        if known is None and point not in state.errors and point not in [p for _, p in asked]:
+            asked.append((trial, point))
+            continue
+        if known is None:  # asked twice in one batch, or an errored point
+            study.study.tell(trial, state=_pruned())
+            continue
+        evidence = "inferred" if k.evidence(point) == "inferred" else "repeat"
+        study.tell(trial, point, known, {"verdict": "pass" if known else "fail",
+                                         "evidence": evidence, "compiled": False})
+    if not asked:
+        return 0
+    results = launch([p for _, p in asked])
+    state.compiled_now += len(asked)
+    for (trial, point), result in zip(asked, results):
+        passed = _record_told(state, study, trial, point, result)
+        if passed is None:
+            study.study.tell(trial, state=_pruned())
+    return len(asked)
+
+
+def _record_told(state, study, trial, point, result) -> bool | None:
+    passed = job_outcome(result)
+    if passed is None:
+        state.errors.append(point)
+        return None
+    attrs = {k: result.get(k) for k in ("verdict", "evidence", "params", "macs",
+                                        "failure_family", "cache_hit", "run_dir")}
+    study.tell(trial, point, passed, {**attrs, "compiled": True})
+    state.knowledge.record(point, passed)
+    state.records[point] = dict(result)
+    return passed
+
+
+def _pruned():
+    import optuna
+
+    return optuna.trial.TrialState.PRUNED

@@ -1,0 +1,156 @@
+"""The search's memory: an Optuna study in a storage URL, resumable and shareable.
+
+Every answered configuration is one COMPLETE trial whose params are the knob values.  Compiled
+trials carry ``user_attrs.evidence`` = the backend's evidence (estimate / real / replay) and
+``compiled=True``; configurations answered by monotone inference carry ``evidence=inferred``
+and ``compiled=False`` and are never read back as compiles.  Feasibility is an Optuna
+constraint named ``compile_fails`` (<= 0 feasible), so Optuna's constrained samplers (TPE)
+and optuna-dashboard see which trials compiled.
+
+Optuna 5.0 (checked against the installed package): ``Trial.set_constraint(key, value)`` and
+``FrozenTrial.set_constraint`` store each constraint as the system attr ``constraints:<key>``
+and ``FrozenTrial.constraints`` returns them as a dict; samplers' ``constraints_func`` (the
+optuna < 5 way, which stored a list under the system attr ``constraints``) still works but is
+deprecated since 5.0.0 and due for removal in 7.0.0.  We only use ``set_constraint``.
+
+The objective value is the lattice rank of the config (mean position on each knob, 0..1,
+maximize): it exists for inferred trials too; params and MACs are user attrs of compiled ones.
+
+Storage: a path (``*.journal``) opens a JournalStorage file (safe for several processes on
+one machine); anything with ``://`` is handed to Optuna as an RDB URL (sqlite, postgresql...).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .lattice import Knowledge, Lattice
+
+log = logging.getLogger(__name__)
+CONSTRAINT = "compile_fails"
+DEFAULT_ROOT = Path("outputs/optuna")
+#: failure families that say nothing about the config's size: not monotone evidence
+NOT_EVIDENCE = frozenset({"crash", "timeout", "missing_sdk", "script_error"})
+
+
+def storage_location(storage: str | None, study_name: str) -> str:
+    """The storage URL or journal path a study lives in (default outputs/optuna/<name>.journal)."""
+    return storage or str(DEFAULT_ROOT / f"{study_name}.journal")
+
+
+def open_storage(location: str):
+    """An Optuna storage object (journal file) or URL string (RDB) for ``location``."""
+    import optuna
+
+    if "://" in location:
+        return location
+    from optuna.storages.journal import JournalFileBackend
+
+    path = Path(location)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def make_optuna_sampler(name: str, lattice: Lattice, seed: int):
+    """The Optuna sampler that asks for configs (the frontier sampler bypasses ask/tell)."""
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "grid":
+        return optuna.samplers.GridSampler({k.name: list(k.values) for k in lattice.knobs},
+                                           seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+class FrontierStudy:
+    """One Optuna study over one lattice; rebuilds the knowledge from its trials."""
+
+    def __init__(self, lattice: Lattice, study_name: str, storage: str | None = None,
+                 sampler: str = "frontier", seed: int = 0):
+        import optuna
+
+        self.lattice = lattice
+        self.study_name = study_name
+        self.location = storage_location(storage, study_name)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.study = optuna.create_study(
+            study_name=study_name, storage=open_storage(self.location), direction="maximize",
+            sampler=make_optuna_sampler(sampler, lattice, seed), load_if_exists=True)
+        self.study.set_user_attr("knobs", {k.name: list(k.values) for k in lattice.knobs})
+        from optuna.distributions import CategoricalDistribution
+
+        self.distributions = {k.name: CategoricalDistribution(list(k.values))
+                              for k in lattice.knobs}
+
+    def load(self) -> tuple[Knowledge, dict]:
+        """Knowledge from the compiled trials (in trial order) and their records by point."""
+        import optuna
+
+        knowledge = Knowledge(self.lattice)
+        records: dict = {}
+        for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if not t.user_attrs.get("compiled"):
+                continue
+            point = self.lattice.point_of(t.params)
+            if point is None:  # a trial from another search space sharing the study name
+                continue
+            passed = t.user_attrs.get("verdict") == "pass"
+            knowledge.record(point, passed)
+            records[point] = dict(t.user_attrs, trial=t.number)
+        return knowledge, records
+
+    def answered_points(self) -> set:
+        return {self.lattice.point_of(t.params) for t in self.study.get_trials(deepcopy=False)}
+
+    def _trial(self, point, passed: bool, user_attrs: dict):
+        import optuna
+
+        frozen = optuna.trial.create_trial(
+            params=self.lattice.values(point), distributions=self.distributions,
+            value=self.lattice.rank(point), user_attrs=user_attrs)
+        frozen.set_constraint(CONSTRAINT, 0.0 if passed else 1.0)
+        return frozen
+
+    def record_compiled(self, point, result: dict) -> None:
+        """Store a job's answer (the dict ``tasnet_sweep.app`` returns) as a compiled trial."""
+        attrs = {k: result.get(k) for k in ("verdict", "evidence", "params", "macs",
+                                            "failure_family", "cache_hit", "run_dir")}
+        attrs["compiled"] = True
+        self.study.add_trial(self._trial(point, result.get("verdict") == "pass", attrs))
+
+    def record_inferred(self, knowledge: Knowledge) -> int:
+        """Store every inferred answer not in the study yet (evidence=inferred, compiled=False)."""
+        have = self.answered_points()
+        added = 0
+        for point in self.lattice.points():
+            point = tuple(int(i) for i in point)
+            if point in have or knowledge.evidence(point) != "inferred":
+                continue
+            passed = bool(knowledge.outcome(point))
+            self.study.add_trial(self._trial(point, passed, {
+                "verdict": "pass" if passed else "fail", "evidence": "inferred",
+                "compiled": False}))
+            added += 1
+        return added
+
+    def ask(self):
+        """(trial, point) from the study's own Optuna sampler (tpe / random / grid)."""
+        trial = self.study.ask(self.distributions)
+        return trial, self.lattice.point_of(trial.params)
+
+    def tell(self, trial, point, passed: bool, user_attrs: dict) -> None:
+        for k, v in user_attrs.items():
+            trial.set_user_attr(k, v)
+        trial.set_constraint(CONSTRAINT, 0.0 if passed else 1.0)
+        self.study.tell(trial, self.lattice.rank(point))
+
+
+def job_outcome(result) -> bool | None:
+    """pass -> True, fail -> False; None when the job says nothing about size (crash, ...)."""
+    if not isinstance(result, dict) or result.get("verdict") not in ("pass", "fail"):
+        return None
+    if result["verdict"] == "fail" and result.get("failure_family") in NOT_EVIDENCE:
+        return None
+    return result["verdict"] == "pass"
