@@ -108,7 +108,7 @@ def plot(rows: list[dict], path: str | Path) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    from .atomic import write_bytes
+    from .report.plots import save_png
 
     sweeps = sorted({r["sweep"] for r in rows})
     fig, ax = plt.subplots(figsize=(9, 1.6 + 0.5 * len(sweeps)))
@@ -131,12 +131,7 @@ def plot(rows: list[dict], path: str | Path) -> Path:
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7,
               frameon=False)
     fig.tight_layout()
-    tmp = Path(path).with_name(f".{Path(path).name}.partial.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    data = tmp.read_bytes()
-    tmp.unlink()
-    return write_bytes(path, data)
+    return save_png(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

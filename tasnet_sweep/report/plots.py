@@ -7,6 +7,24 @@ from pathlib import Path
 COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "": "#bdbdbd"}
 
 
+def png_bytes(fig) -> bytes:
+    """The figure as PNG bytes (then closed), ready for an atomic write."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def save_png(fig, path: str | Path) -> Path:
+    from ..atomic import write_bytes
+
+    return write_bytes(path, png_bytes(fig))
+
+
 def _state(value: str) -> str:
     v = str(value).lower()
     return "pass" if v == "true" else "fail" if v == "false" else ""
@@ -24,8 +42,6 @@ def pass_fail_strip(rows: list[dict], label_columns, path: str | Path, title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
-
-    from ..atomic import write_bytes
 
     n = max(1, len(rows))
     labels = []
@@ -56,9 +72,4 @@ def pass_fail_strip(rows: list[dict], label_columns, path: str | Path, title: st
         ax.spines[side].set_visible(False)
     ax.tick_params(length=0)
     fig.tight_layout()
-    tmp = Path(path).with_name(f".{Path(path).name}.partial.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    data = tmp.read_bytes()
-    tmp.unlink()
-    return write_bytes(path, data)
+    return save_png(fig, path)

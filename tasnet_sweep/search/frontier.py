@@ -162,6 +162,8 @@ def frontier_png(frontier: Frontier) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..report.plots import png_bytes
+
     lat, k = frontier.lattice, frontier.knowledge
     status = k.status
     observed = np.zeros(lat.shape, dtype=np.int8)
@@ -201,10 +203,7 @@ def frontier_png(frontier: Frontier) -> bytes:
     fig.suptitle("colour: share passing (compiled + inferred; unknown counts half)\n"
                  "text: compiled pass/fail, ?unknown", fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 def write_reports(frontier: Frontier, out_dir: str | Path, title: str = "Frontier",

@@ -17,7 +17,6 @@ OPSET = 13
 
 def unit_model(spec, weight: np.ndarray, bias: np.ndarray | None, batch: int | None = 1,
                name: str = "unit"):
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     b = batch if batch is not None else "tiles"
