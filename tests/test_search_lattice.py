@@ -161,6 +161,27 @@ def test_exact_prior_compiles_only_the_certificate_and_a_wrong_prior_stays_exact
     assert (k.status == truth).all()
 
 
+def test_a_walk_moves_along_the_knob_with_the_fewest_unknown_points_left():
+    lat = Lattice.from_spec({"model.n_blocks": [1, 2, 3, 4, 5], "model.bn": [32, 64]})
+    k = Knowledge(lat)
+    k.record((0, 0), True)
+    free = k.status == UNKNOWN
+    # from a pass: n_blocks has 4 unknown points above, bn 1 -> bn first, at its far end
+    assert FrontierSampler._walk_step(k.status, free, (0, 0), True) == (0, 1)
+    k.record((0, 1), True)
+    free = k.status == UNKNOWN
+    # only n_blocks can move now: its far end first, then the middle of the unknown run
+    assert FrontierSampler._walk_step(k.status, free, (0, 1), True) == (4, 1)
+    k.record((4, 1), False)
+    free = k.status == UNKNOWN
+    assert FrontierSampler._walk_step(k.status, free, (0, 1), True) == (2, 1)
+    # from a fail: the shorter downward line (bn) before the longer one (n_blocks)
+    k = Knowledge(lat)
+    k.record((4, 1), False)
+    free = k.status == UNKNOWN
+    assert FrontierSampler._walk_step(k.status, free, (4, 1), False) == (4, 0)
+
+
 def test_boundary_masks_leave_unknown_neighbours_undecided():
     status = np.array([[PASS, UNKNOWN], [FAIL, FAIL]], dtype=np.int8)
     maximal, minimal = boundary_masks(status)
