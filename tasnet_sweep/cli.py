@@ -71,6 +71,36 @@ def job_override_lists(overrides: list[str], multirun: bool) -> list[list[str]]:
     return BasicSweeper.split_arguments(parsed, None)[0]
 
 
+def calibration_problems(cfg) -> list[str]:
+    """A user's calibration file checked against the unit's input shapes before any run
+    directory exists (only when one is given: this builds the unit, so it imports torch)."""
+    cal = cfg.compiler.calibration
+    if cal.source == "synthetic" or cfg.tiling.mode != "none":
+        return []
+    from .compile.calibration import load_calibration
+    from .config import ConfigError
+    from .model.catalog import WAVEFORM_UNITS
+    from .model.units import build_unit
+
+    unit = build_unit(cfg.model, cfg.unit)
+    try:
+        load_calibration(cal, unit.inputs, unit.name in WAVEFORM_UNITS)
+    except ConfigError as exc:
+        return list(exc.problems)
+    return []
+
+
+def _search_keys_without_search(overrides: list[str], conf_dir: Path) -> str | None:
+    """``search.<key>=...`` needs a search chosen first (Hydra would fail with an assertion)."""
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    if not any(k.startswith("search.") for k in keys) or "search" in keys:
+        return None
+    names = sorted(p.stem for p in (conf_dir / "search").glob("*.yaml"))
+    first = next(k for k in keys if k.startswith("search."))
+    return (f"{first} needs a search to set it in: add search=<name> (one of "
+            f"{', '.join(names)}) before it")
+
+
 def preflight(argv: list[str]) -> list[str]:
     """Every problem in every job's config (empty list when all jobs are good to run)."""
     from hydra import compose, initialize_config_dir
@@ -91,6 +121,9 @@ def preflight(argv: list[str]) -> list[str]:
         jobs = job_override_lists(args.overrides, args.multirun)
     except (HydraException, OmegaConfBaseException) as exc:
         return [describe_hydra_error(exc)]
+    stray = _search_keys_without_search(args.overrides, conf_dir)
+    if stray:
+        return [stray]
     by_problem: dict[str, list[list[str]]] = {}
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         for job in jobs:
@@ -99,7 +132,7 @@ def preflight(argv: list[str]) -> list[str]:
             except (HydraException, OmegaConfBaseException) as exc:
                 found = [describe_hydra_error(exc)]
             else:
-                found = validate(cfg)
+                found = validate(cfg) or calibration_problems(cfg)
             for p in found:
                 by_problem.setdefault(p, []).append(job)
     if len(jobs) == 1:

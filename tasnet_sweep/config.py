@@ -213,6 +213,53 @@ class SearchConfig:
     plot: bool = True  # write frontier.png
 
 
+#: SQLAlchemy dialects Optuna's RDB storage can use (``dialect[+driver]://...``)
+RDB_DIALECTS = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
+
+
+def _rdb_driver_installed(url: str) -> bool:
+    """SQLAlchemy's own answer (its default postgresql driver differs between versions)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(url).get_dialect().import_dbapi()
+    except Exception:  # noqa: BLE001 - a missing or broken driver, a malformed URL
+        return False
+    return True
+
+
+def validate_search(s, problems: list[str]) -> None:
+    """Where the study lives: null, a journal file path, or an RDB URL with a known dialect."""
+    for key in ("storage", "prior_storage"):
+        loc = s[key]
+        if loc is None:
+            continue
+        loc = str(loc)
+        if "://" not in loc:
+            if not loc.endswith(".journal") or not loc.strip():
+                problems.append(f"search.{key}={loc!r} is invalid: expected null, a journal "
+                                "file path ending in .journal, or an RDB URL like "
+                                "postgresql://user@host:5432/db or sqlite:///optuna.db")
+            continue
+        scheme = loc.split("://", 1)[0]
+        dialect = scheme.partition("+")[0]
+        if dialect not in RDB_DIALECTS:
+            problems.append(f"search.{key}={loc!r} has an unknown database {scheme!r}: expected "
+                            f"one of {', '.join(RDB_DIALECTS)} (optionally +driver), "
+                            "or a journal file path ending in .journal")
+        elif not _rdb_driver_installed(loc):
+            hint = (": use postgresql+psycopg2://... with pip install psycopg2-binary"
+                    if dialect == "postgresql" else "")
+            problems.append(f"search.{key}={loc!r} needs a Python driver for {scheme!r} that is "
+                            f"not installed{hint}")
+    for key in ("batch_size",):
+        _positive(problems, f"search.{key}", s[key])
+    mt = s.max_trials
+    if mt is not None and (isinstance(mt, bool) or not isinstance(mt, int) or mt < 1):
+        problems.append(f"search.max_trials={mt!r} is invalid: expected null or a whole "
+                        "number >= 1")
+
+
 @dataclass
 class Config:
     model: ModelConfig = MISSING
@@ -453,6 +500,8 @@ def validate(cfg) -> list[str]:
     _one_of(problems, "compiler.replay_missing", cfg.compiler.replay_missing,
             ("error", "estimate"))
     validate_compiler(cfg.compiler, problems)
+    if cfg.get("search") is not None:
+        validate_search(cfg.search, problems)
     if not problems:
         # unit checks need a sound model config to derive shapes from
         from .compile import backend_problems

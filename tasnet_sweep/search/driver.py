@@ -9,6 +9,7 @@ monotone inference is recorded as ``evidence=inferred``, never as a compile.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from .sampler import SAMPLERS, FrontierSampler
 from .study import FrontierStudy, job_outcome, open_storage, storage_location
 
 log = logging.getLogger(__name__)
+CLAIM_POLL_S = 1.0  # how often a worker looks again when every proposal is held by others
 Launch = Callable[[list[tuple[int, ...]]], list[dict | None]]
 
 
@@ -83,28 +85,59 @@ def prior_from_study(lattice: Lattice, study_name: str, storage: str | None = No
     return knowledge.status.copy()
 
 
-def _record(state: SearchRun, study: FrontierStudy, point, result) -> bool | None:
+def _refresh(state: SearchRun, study: FrontierStudy) -> None:
+    """Take in what other workers on the same study compiled since this run last looked."""
+    knowledge, records = study.load()
+    for point, passed in knowledge.observed.items():
+        if point not in state.knowledge.observed:
+            state.knowledge.record(point, passed)
+            state.records[point] = records[point]
+
+
+def _frontier_step(state, study, proposer, launch, room) -> int:
+    """Propose, claim (other workers may be on the same study), launch what was claimed."""
+    _refresh(state, study)
+    if state.knowledge.complete:
+        return 0
+    held: list = []  # points another worker is compiling right now
+    for _ in range(50):
+        batch = proposer.propose(state.knowledge, room, pending=[*state.errors, *held])
+        if not batch:
+            if not held:
+                return -1
+            time.sleep(CLAIM_POLL_S)  # wait for the other workers' answers
+            _refresh(state, study)
+            if state.knowledge.complete:
+                return 0
+            held = []
+            continue
+        claims = [(p, study.claim(p)) for p in batch]
+        held += [p for p, c in claims if c is None]
+        claimed = [(p, c) for p, c in claims if c is not None]
+        if claimed:
+            break
+    else:
+        return -1
+    points = [p for p, _ in claimed]
+    results = launch(points)
+    state.compiled_now += len(points)
+    for (point, claim), result in zip(claimed, results):
+        study.record_claimed(claim, point, result)
+        _record_known(state, study, point, result)
+    return len(points)
+
+
+def _record_known(state: SearchRun, study: FrontierStudy, point, result) -> bool | None:
+    """``_record`` for a point whose trial the claim already completed."""
     passed = job_outcome(result)
     if passed is None:
         state.errors.append(point)
         log.warning("job for %s said nothing about size (%s); not used as evidence",
                     study.lattice.values(point), (result or {}).get("failure_family", "crashed"))
         return None
-    study.record_compiled(point, result)
     state.knowledge.record(point, passed)
     state.records[point] = dict(result)
     return passed
-
-
-def _frontier_step(state, study, proposer, launch, room) -> int:
-    batch = proposer.propose(state.knowledge, room, pending=state.errors)
-    if not batch:
-        return -1
-    results = launch(batch)
-    state.compiled_now += len(batch)
-    for point, result in zip(batch, results):
-        _record(state, study, point, result)
-    return len(batch)
 
 
 def _optuna_step(state, study, _proposer, launch, room) -> int:

@@ -23,6 +23,8 @@ one machine); anything with ``://`` is handed to Optuna as an RDB URL (sqlite, p
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from pathlib import Path
 
 from .lattice import Knowledge, Lattice
@@ -32,6 +34,8 @@ CONSTRAINT = "compile_fails"
 DEFAULT_ROOT = Path("outputs/optuna")
 #: failure families that say nothing about the config's size: not monotone evidence
 NOT_EVIDENCE = frozenset({"crash", "timeout", "missing_sdk", "script_error"})
+#: a claim on a point older than this is taken as left behind by a killed worker
+CLAIM_TTL_S = 6 * 3600.0
 
 
 def storage_location(storage: str | None, study_name: str) -> str:
@@ -49,7 +53,52 @@ def open_storage(location: str):
 
     path = Path(location)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path),
+                                                             lock_obj=FlockJournalLock(path)))
+
+
+class FlockJournalLock:
+    """The journal file's writer lock as an ``flock``: the kernel drops it when its holder dies,
+    so a worker killed with SIGKILL never leaves a stale lock behind (Optuna's default symlink
+    lock then makes every other worker wait out a 30 s grace period)."""
+
+    def __init__(self, journal: Path):
+        self.path = journal.with_name(f".{journal.name}.flock")
+        self._fh = None
+
+    def acquire(self) -> bool:
+        import fcntl
+
+        self._fh = open(self.path, "a")
+        fcntl.flock(self._fh, fcntl.LOCK_EX)
+        return True
+
+    def release(self) -> None:
+        import fcntl
+
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
+def _create_study(storage: str, attempts: int = 5, **kwargs):
+    """``optuna.create_study``, retried when workers starting together on an empty database
+    race to create Optuna's schema (PostgreSQL: duplicate type/table errors from SQLAlchemy)."""
+    import time
+
+    import optuna
+
+    for attempt in range(attempts):
+        try:
+            return optuna.create_study(storage=open_storage(storage), **kwargs)
+        except Exception as exc:  # noqa: BLE001 - only database races are retried
+            racing = type(exc).__module__.startswith("sqlalchemy") or isinstance(
+                exc, (optuna.exceptions.StorageInternalError, optuna.exceptions.DuplicatedStudyError))
+            if not racing or attempt == attempts - 1:
+                raise
+            log.info("study storage busy (%s); retrying", type(exc).__name__)
+            time.sleep(0.5 * (attempt + 1))
 
 
 def make_optuna_sampler(name: str, lattice: Lattice, seed: int):
@@ -75,8 +124,8 @@ class FrontierStudy:
         self.study_name = study_name
         self.location = storage_location(storage, study_name)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.study = optuna.create_study(
-            study_name=study_name, storage=open_storage(self.location), direction="maximize",
+        self.study = _create_study(
+            study_name=study_name, storage=self.location, direction="maximize",
             sampler=make_optuna_sampler(sampler, lattice, seed), load_if_exists=True)
         self.study.set_user_attr("knobs", {k.name: list(k.values) for k in lattice.knobs})
         from optuna.distributions import CategoricalDistribution
@@ -120,6 +169,50 @@ class FrontierStudy:
         attrs["compiled"] = True
         self.study.add_trial(self._trial(point, result.get("verdict") == "pass", attrs))
 
+    def claim(self, point, ttl_s: float = CLAIM_TTL_S):
+        """Reserve ``point`` for this worker, or None when another worker has it.
+
+        A claim is a RUNNING trial with the point's params.  Trial numbers are handed out
+        atomically by every Optuna storage (journal file or RDB), so among live claims of one
+        point the lowest number wins and every other claimant backs off (its claim is marked
+        FAIL).  Claims older than ``ttl_s`` are taken as left by a killed worker and ignored.
+        """
+        import datetime
+
+        import optuna
+
+        State = optuna.trial.TrialState
+        storage, study_id = self.study._storage, self.study._study_id
+        frozen = optuna.trial.create_trial(state=State.RUNNING, params=self.lattice.values(point),
+                                           distributions=self.distributions)
+        trial_id = storage.create_new_trial(study_id, template_trial=frozen)
+        storage.set_trial_system_attr(trial_id, "claim_by", [_HOST, os.getpid()])
+        mine = storage.get_trial(trial_id)
+        now = datetime.datetime.now()
+        for t in self.study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING)):
+            if t.number == mine.number or t.params != mine.params:
+                continue
+            answered = t.state == State.COMPLETE and t.user_attrs.get("compiled")
+            held = t.state == State.RUNNING and t.number < mine.number and \
+                (now - t.datetime_start).total_seconds() < ttl_s and _claimant_alive(t)
+            if answered or held:
+                storage.set_trial_system_attr(trial_id, "claim_lost_to", t.number)
+                storage.set_trial_state_values(trial_id, State.FAIL)
+                return None
+        return optuna.trial.Trial(self.study, trial_id)
+
+    def record_claimed(self, trial, point, result) -> None:
+        """Complete a claim with a job's answer, or release it (FAIL) when it says nothing."""
+        import optuna
+
+        passed = job_outcome(result)
+        if passed is None:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            return
+        attrs = {k: result.get(k) for k in ("verdict", "evidence", "params", "macs",
+                                            "failure_family", "cache_hit", "run_dir")}
+        self.tell(trial, point, passed, {**attrs, "compiled": True})
+
     def record_inferred(self, knowledge: Knowledge) -> int:
         """Store every inferred answer not in the study yet (evidence=inferred, compiled=False)."""
         have = self.answered_points()
@@ -145,6 +238,23 @@ class FrontierStudy:
             trial.set_user_attr(k, v)
         trial.set_constraint(CONSTRAINT, 0.0 if passed else 1.0)
         self.study.tell(trial, self.lattice.rank(point))
+
+
+_HOST = socket.gethostname()
+
+
+def _claimant_alive(trial) -> bool:
+    """False for a claim whose worker ran on this host and is gone (killed, crashed)."""
+    host, pid = (trial.system_attrs.get("claim_by") or [None, None])[:2]
+    if host != _HOST or not isinstance(pid, int):
+        return True  # another machine's worker: only the claim's age can retire it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def job_outcome(result) -> bool | None:

@@ -10,7 +10,9 @@ Environment variables (all optional):
 - ``HAILO_DOUBLE_HANG=<method>``: start a sleeping grandchild (its pid is logged), then hang;
 - ``HAILO_DOUBLE_CRASH=<method>:segv|kill|exit<N>``: die there by that signal or exit code;
 - ``HAILO_DOUBLE_CONTEXTS=<n>``: the number of contexts the compile log reports (default 1);
-- ``HAILO_DOUBLE_VERSION``: ``__version__`` (default 3.33.0; ``none``: no attribute).
+- ``HAILO_DOUBLE_VERSION``: ``__version__`` (default 3.33.0; ``none``: no attribute);
+- ``HAILO_DOUBLE_ONLY_NETS=<net>,<net>``: fail/hang/crash only for these net names (one sweep
+  can then mix good and bad trials).
 """
 
 from __future__ import annotations
@@ -59,8 +61,14 @@ def _record(method: str, **args) -> None:
                     + "\n")
 
 
+_CURRENT_NET: list[str] = []  # the net being translated in this process
+
+
 def _misbehave(method: str) -> None:
     """Fail, hang or crash in ``method`` when the environment asks for it."""
+    only = [n for n in os.environ.get("HAILO_DOUBLE_ONLY_NETS", "").split(",") if n]
+    if only and not set(only) & set(_CURRENT_NET):
+        return
     fail = os.environ.get("HAILO_DOUBLE_FAIL", "")
     if fail.startswith(method + ":"):
         _, cls, message = fail.split(":", 2)
@@ -106,6 +114,7 @@ class FakeClientRunner:
                 net_input_shapes=net_input_shapes)
         if self._state != States.UNINITIALIZED:
             raise RuntimeError("translate_onnx_model called twice")
+        _CURRENT_NET.append(net_name)
         _misbehave("translate_onnx_model")
         graph_inputs, graph_outputs = _onnx_io(model)
         for name in start_node_names or []:

@@ -1,0 +1,109 @@
+"""Scale-out on loopback: two "machines" (worker processes with their own working directories)
+run one frontier study in a real PostgreSQL and log to one real ``mlflow server``.
+
+PostgreSQL comes from Debian's ``postgresql`` package and the driver from PyPI's
+``psycopg2-binary`` (.ci/run installs both); the test skips, saying why, only where they are
+missing.  initdb refuses to run as root, so as root the cluster is owned by ``postgres``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from test_tracking_server import Server, _free_port
+
+KNOBS = ["model.n_filters=64,128", "model.time_len=4000,8000,16000"]
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def _as_cluster_owner(argv: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+
+@pytest.fixture
+def postgres():
+    """A throwaway PostgreSQL cluster on 127.0.0.1:<free port>; yields the Optuna URL."""
+    pytest.importorskip("psycopg2", reason="psycopg2-binary is not installed (pip)")
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        pytest.skip("running as root without runuser: initdb cannot run as root")
+    # outside pytest's 0700 tmp tree, so the cluster owner can reach it
+    root = Path(tempfile.mkdtemp(prefix="tasnet_pg_"))
+    os.chmod(root, 0o755)
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+    data, port = root / "data", _free_port()
+    run = lambda *a: subprocess.run(_as_cluster_owner([str(x) for x in a]), check=True,  # noqa
+                                    capture_output=True, text=True, timeout=120)
+    try:
+        run(bindir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        run(bindir / "pg_ctl", "-D", data, "-l", root / "pg.log", "-w", "-t", "60", "-o",
+            f"-p {port} -k {root} -h 127.0.0.1 -c fsync=off", "start")
+        run(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "optuna")
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/optuna"
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(_as_cluster_owner([str(bindir / "pg_ctl"), "-D", str(data), "-m",
+                                              "immediate", "stop"]),
+                           capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    (tmp_path / "mlflow").mkdir()
+    srv = Server(tmp_path / "mlflow")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_two_machines_share_one_postgres_study_and_one_mlflow_server(tmp_path, postgres,
+                                                                     mlflow_server):
+    import mlflow
+    import optuna
+
+    procs = []
+    for machine in ("a", "b"):
+        cwd = tmp_path / machine  # each machine has its own disk: its own cache and outputs
+        cwd.mkdir()
+        env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}
+        env.pop("MLFLOW_TRACKING_URI", None)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "tasnet_sweep", "-m", "hydra/sweeper=frontier",
+             "search=encoder_width", "search.study_name=scale_out", f"search.storage={postgres}",
+             "search.plot=false", *KNOBS, f"tracking.tracking_uri={mlflow_server.url}",
+             "tracking.experiment=scale_out"],
+            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        _, err = p.communicate(timeout=400)
+        assert p.returncode == 0, err[-3000:]
+
+    study = optuna.load_study(study_name="scale_out", storage=postgres)
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    key = lambda t: tuple(sorted(t.params.items()))  # noqa: E731
+    compiled = Counter(key(t) for t in complete if t.user_attrs.get("compiled"))
+    assert compiled and max(compiled.values()) == 1, compiled  # no config compiled twice
+    assert len({key(t) for t in complete}) == 6  # the whole 2 x 3 lattice is answered
+
+    client = mlflow.MlflowClient(tracking_uri=mlflow_server.url)
+    exp = client.get_experiment_by_name("scale_out")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    trials = [r for r in runs if r.data.tags.get("verdict")]
+    assert len(trials) == sum(compiled.values())  # every compile logged once, from both
