@@ -101,6 +101,20 @@ def _search_keys_without_search(overrides: list[str], conf_dir: Path) -> str | N
             f"{', '.join(names)}) before it")
 
 
+def sweep_job_problems(config_loader, config, jobs: list[list[str]], label: str) -> list[str]:
+    """Every problem in the jobs a sweeper is about to launch (composed as Hydra will)."""
+    from .config import validate
+
+    found: list[str] = []
+    for job in jobs:
+        cfg = config_loader.load_sweep_config(config, job)
+        for p in validate(cfg):
+            line = f"{p} ({label}: {' '.join(job)})"
+            if line not in found:
+                found.append(line)
+    return found
+
+
 def preflight(argv: list[str]) -> list[str]:
     """Every problem in every job's config (empty list when all jobs are good to run)."""
     from hydra import compose, initialize_config_dir

@@ -70,15 +70,9 @@ class FrontierSweeperImpl:
                 for p in points]
 
     def _check(self, jobs: list[list[str]]) -> None:
-        from tasnet_sweep.config import validate
+        from tasnet_sweep.cli import sweep_job_problems
 
-        problems: list[str] = []
-        for job in jobs:
-            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, job)
-            for p in validate(cfg):
-                line = f"{p} (job: {' '.join(job)})"
-                if line not in problems:
-                    problems.append(line)
+        problems = sweep_job_problems(self.hydra_context.config_loader, self.config, jobs, "job")
         if problems:
             _fail(problems)
 

@@ -49,16 +49,9 @@ class LadderSweeper(Sweeper):
             hydra_context=hydra_context, task_function=task_function, config=config)
 
     def _check(self, jobs: List[List[str]]) -> List[str]:
-        from tasnet_sweep.config import validate
+        from tasnet_sweep.cli import sweep_job_problems
 
-        found: List[str] = []
-        for job in jobs:
-            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, job)
-            for p in validate(cfg):
-                line = f"{p} (rung: {' '.join(job)})"
-                if line not in found:
-                    found.append(line)
-        return found
+        return sweep_job_problems(self.hydra_context.config_loader, self.config, jobs, "rung")
 
     def sweep(self, arguments: List[str]) -> Any:
         from tasnet_sweep.atomic import write_json
