@@ -54,12 +54,19 @@ def run_npu_step(step: NpuStep, x: np.ndarray, executor) -> np.ndarray:
     in_len = x.shape[-1]
     n_tiles = step.n_tiles(in_len)
     tiles = cut_tiles(x, step, n_tiles)
+    blocks: dict[tuple[int, int], np.ndarray] = {}  # each input block copied out once
     by_out: dict[tuple[int, int], np.ndarray] = {}
     for inst in step.instances:
-        ia, ib = inst.in_block
-        part = executor.run(inst, np.ascontiguousarray(tiles[:, ia:ib]))
+        block = blocks.get(inst.in_block)
+        if block is None:
+            ia, ib = inst.in_block
+            block = blocks[inst.in_block] = np.ascontiguousarray(tiles[:, ia:ib])
+        part = executor.run(inst, block)
         acc = by_out.get(inst.out_block)
-        by_out[inst.out_block] = part if acc is None else acc + part
+        if acc is None:
+            by_out[inst.out_block] = part
+        else:
+            acc += part
     y = np.concatenate([by_out[o] for o in sorted(by_out)], axis=1)
     out = join_tiles(y, step, p, n_tiles, step.out_len(in_len))
     return out.reshape(p * step.cout, -1)
