@@ -8,7 +8,7 @@ import pytest
 from tasnet_sweep.experiments.ladder import LadderState, expand_ramp, ladder_rungs, problems
 from tasnet_sweep.report.experiment import write_report
 from tasnet_sweep.report.next_knob import next_knob
-from tasnet_sweep.report.tsv import SUMMARY_COLUMNS, format_rows, read_rows
+from tasnet_sweep.report.tsv import format_rows, read_rows
 
 from conftest import run_cli
 

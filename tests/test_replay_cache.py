@@ -105,7 +105,7 @@ def test_transient_failures_are_not_cached(tmp_path):
 
 @needs_public
 def test_replay_reproduces_the_public_outcomes(tmp_path):
-    common = [f"compiler=replay", f"compiler.replay_tsv={PUBLIC_TSV}",
+    common = ["compiler=replay", f"compiler.replay_tsv={PUBLIC_TSV}",
               f"compiler.cache_dir={tmp_path / 'cache'}"]
     ok = trial.run(compose_cfg(*common, "unit=source_projector", "model.n_filters=64",
                                "model.skip=64", "unit.width=256"), tmp_path / "ok")
@@ -123,7 +123,7 @@ def test_replay_reproduces_the_public_outcomes(tmp_path):
 
 @needs_public
 def test_replay_distinguishes_rows_by_width(tmp_path):
-    common = [f"compiler=replay", f"compiler.replay_tsv={PUBLIC_TSV}", "compiler.cache=false",
+    common = ["compiler=replay", f"compiler.replay_tsv={PUBLIC_TSV}", "compiler.cache=false",
               "unit=source_projector", "model.n_filters=256", "model.skip=256"]
     verdicts = {w: trial.run(compose_cfg(*common, f"unit.width={w}"),
                              tmp_path / str(w))["summary"]["verdict"]

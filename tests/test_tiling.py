@@ -17,7 +17,7 @@ from tasnet_sweep.tiling.executors import OrtExecutor, TorchExecutor
 from tasnet_sweep.tiling.parity import measure_parity, si_snr_db
 from tasnet_sweep.tiling.plan import build_plan
 from tasnet_sweep.tiling.run import run_tiled
-from tasnet_sweep.tiling.stitch import run_npu_step, run_plan
+from tasnet_sweep.tiling.stitch import run_npu_step
 from tasnet_sweep.tiling.weights import model_params
 
 BRINGUP = ("model.n_filters=256", "model.bn=128", "model.hidden=256", "model.skip=128",

@@ -1,8 +1,10 @@
 import onnx
+import torch
+from torch import nn
 import pytest
 
 from tasnet_sweep.export import export_unit, onnx_parity
-from tasnet_sweep.model.units import UNIT_NAMES, build_unit, count_macs
+from tasnet_sweep.model.units import UNIT_NAMES, build_unit
 
 from conftest import SMALL, compose_cfg
 
@@ -66,3 +68,26 @@ def test_paper_model_onnx_matches_torch_at_16000_samples(tmp_path):
 def _mu(*overrides):
     cfg = compose_cfg(*overrides)
     return cfg.model, cfg.unit
+
+
+def count_macs(unit) -> int:
+    """The oracle for the graph count: MACs of the torch convolutions in one forward."""
+    total = 0
+
+    def conv_hook(mod, inp, out):
+        nonlocal total
+        kh, kw = mod.kernel_size
+        if isinstance(mod, nn.ConvTranspose2d):
+            total += inp[0].numel() * mod.out_channels * kh * kw // mod.groups
+        else:
+            total += out.numel() * (mod.in_channels // mod.groups) * kh * kw
+
+    handles = [mod.register_forward_hook(conv_hook) for mod in unit.module.modules()
+               if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d))]
+    try:
+        with torch.no_grad():
+            unit.module(*unit.example_inputs())
+    finally:
+        for h in handles:
+            h.remove()
+    return total

@@ -4,8 +4,6 @@ DOUBLE (tests/doubles/hailo_platform): both HailoRT APIs, timeouts, missing HEFs
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,23 +19,9 @@ from tasnet_sweep.tiling.plan import build_plan
 from tasnet_sweep.tiling.weights import model_params
 from tasnet_sweep.validate import PATH_FILES, run_validate
 
-DOUBLES = Path(__file__).parent / "doubles"
 SMALL = ("model.n_filters=16", "model.bn=8", "model.hidden=16", "model.skip=8",
          "model.n_blocks=2", "model.n_repeats=1", "model.time_len=400", "tiling=blocked",
          "tiling.tile_width=20", "tiling.channel_block=8", "model.decoder=conv1x1_head")
-
-
-@pytest.fixture
-def hailo_platform(monkeypatch):
-    monkeypatch.syspath_prepend(str(DOUBLES))
-    sys.modules.pop("hailo_platform", None)
-    import hailo_platform
-
-    hailo_platform.RUN_LOG.clear()
-    hailo_platform.VSTREAM_LOG.clear()
-    hailo_platform.slow_ms = 0
-    yield hailo_platform
-    sys.modules.pop("hailo_platform", None)
 
 
 @pytest.fixture

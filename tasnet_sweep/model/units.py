@@ -211,26 +211,3 @@ def _latent_unit(name, model, masker, m, u, latent, n, src, skip_c) -> Unit:
 
 def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-def count_macs(unit: Unit) -> int:
-    """Multiply-accumulates of the convolutions in one forward pass of the unit."""
-    total = 0
-
-    def conv_hook(mod, inp, out):
-        nonlocal total
-        kh, kw = mod.kernel_size
-        if isinstance(mod, nn.ConvTranspose2d):
-            total += inp[0].numel() * mod.out_channels * kh * kw // mod.groups
-        else:
-            total += out.numel() * (mod.in_channels // mod.groups) * kh * kw
-
-    handles = [mod.register_forward_hook(conv_hook) for mod in unit.module.modules()
-               if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d))]
-    try:
-        with torch.no_grad():
-            unit.module(*unit.example_inputs())
-    finally:
-        for h in handles:
-            h.remove()
-    return total
