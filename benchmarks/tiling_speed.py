@@ -21,14 +21,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 SAMPLES = 4 * 8000
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def _interleaved_medians(fns, repeats: int) -> list[float]:
+    """Median seconds of each function, the functions taking turns, so that load on a noisy
+    machine lands on all of them alike."""
+    for fn in fns:
+        fn()  # warm-up
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
 
 
 def main(argv=None) -> int:
@@ -74,11 +78,11 @@ def main(argv=None) -> int:
         sess = ort.InferenceSession(str(Path(tmp) / "full.onnx"), opts,
                                     providers=["CPUExecutionProvider"])
         feed = {"input": wav.reshape(1, 1, 1, -1)}
-        untiled = _median_seconds(lambda: sess.run(None, feed), args.repeats)
-
-    ex = OrtExecutor(plan, params, threads=1)
-    ex.warm_up()
-    stitched = _median_seconds(lambda: separate(plan, params, ex, wav), args.repeats)
+        ex = OrtExecutor(plan, params, threads=1)
+        ex.warm_up()
+        untiled, stitched = _interleaved_medians(
+            [lambda: sess.run(None, feed), lambda: separate(plan, params, ex, wav)],
+            args.repeats)
     work = plan.workload(SAMPLES)
     print(f"config: N=256 B=128 H=256 Sc=128 X={args.blocks} R={args.stacks} cLN relu project "
           f"conv1x1_head; blocked 64 ch x 256 frames; {SAMPLES} samples (4 s at 8 kHz)")

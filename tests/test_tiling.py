@@ -17,7 +17,9 @@ from tasnet_sweep.tiling.executors import OrtExecutor, TorchExecutor
 from tasnet_sweep.tiling.parity import measure_parity, si_snr_db
 from tasnet_sweep.tiling.plan import build_plan
 from tasnet_sweep.tiling.run import run_tiled
-from tasnet_sweep.tiling.stitch import run_npu_step
+from tasnet_sweep.tiling.host_ops import as_dense
+from tasnet_sweep.tiling.stitch import run_npu_step, run_plan
+from tasnet_sweep.tiling.tiled import Tiled, halo_windows
 from tasnet_sweep.tiling.weights import model_params
 
 BRINGUP = ("model.n_filters=256", "model.bn=128", "model.hidden=256", "model.skip=128",
@@ -87,7 +89,7 @@ def test_every_layer_reconstructs_exactly():
         x = torch.randn(step.per_source, step.cin, 1, length, generator=g)
         with torch.no_grad():
             ref = layer(x)[:, :, 0].reshape(step.per_source * step.cout, -1).numpy()
-        got = run_npu_step(step, x[:, :, 0].reshape(-1, length).numpy(), ex)
+        got = as_dense(run_npu_step(step, x[:, :, 0].reshape(-1, length).numpy(), ex))
         assert got.shape == ref.shape, step.layer
         np.testing.assert_allclose(got, ref, atol=2e-5, rtol=1e-5, err_msg=step.layer)
 
@@ -99,6 +101,53 @@ def test_small_plan_full_chain_matches_torch_for_both_decoders():
         rows = measure_parity(model, plan, params, TorchExecutor(plan, params), 803)
         assert {r["path"] for r in rows} == {"decoder", "masker", "full"}
         assert max(r["max_abs"] for r in rows) < 1e-5, rows
+
+
+def test_tiled_layout_round_trips_and_halos_match_the_padded_signal():
+    rng = np.random.default_rng(4)
+    dense = rng.standard_normal((2 * 6, 23)).astype(np.float32)  # P=2 sources, C=6, 23 frames
+    n, w = 5, 5  # 25 frames of room: the last tile holds 3 frames and 2 of padding
+    blocks = []
+    for lo, hi in ((0, 4), (4, 6)):
+        b = np.full((2, hi - lo, n * w), 99.0, np.float32)  # garbage in the padding
+        b[..., :23] = dense.reshape(2, 6, 23)[:, lo:hi]
+        blocks.append(b.reshape(2, hi - lo, n, w))
+    t = Tiled(blocks, (0, 4, 6), 23)
+    np.testing.assert_array_equal(t.dense(), dense)
+    t.zero_tail()
+    assert not t.blocks[1][:, :, -1, 3:].any() and t.blocks[1][:, :, -1, :3].any()
+    left, right = 2, 3
+    windows = halo_windows(t.blocks[0], left, right)
+    padded = np.pad(dense.reshape(2, 6, 23)[:, :4], ((0, 0), (0, 0), (left, n * w - 23 + right)))
+    for j in range(n):
+        np.testing.assert_array_equal(windows[:, :, j], padded[..., j * w:j * w + left + w + right])
+
+
+def test_dense_fallbacks_and_numpy_kernels_give_the_same_chain(monkeypatch):
+    """Halos wider than a tile (dilation 4 on 3-frame tiles) go through the dense signal; PReLU,
+    gLN and a numpy sigmoid (no onnxruntime) run on the tiled blocks."""
+    from tasnet_sweep.tiling import ort_kernels
+
+    monkeypatch.setattr(ort_kernels, "sigmoid", lambda x: None)
+    over = [o for o in SMALL_BLOCKED if not o.startswith("tiling.tile_width")]
+    cfg, model, plan, params = _built(*over, "tiling.tile_width=3", "model.activation=prelu",
+                                      "model.norm=gLN", "model.decoder=convtranspose")
+    assert any(s.op == "depthwise" and s.pad > s.tile for s in plan.npu_steps())
+    rows = measure_parity(model, plan, params, TorchExecutor(plan, params), 803)
+    assert max(r["max_abs"] for r in rows) < 1e-5, rows
+
+
+def test_run_plan_leaves_the_callers_arrays_alone_and_returns_dense():
+    cfg, model, plan, params = _built(*SMALL_BLOCKED)
+    enc = np.random.default_rng(5).standard_normal((32, 99)).astype(np.float32)
+    before = enc.copy()
+    env = run_plan(plan, params, TorchExecutor(plan, params), {"enc": enc}, stages=("masker",))
+    np.testing.assert_array_equal(enc, before)
+    assert all(isinstance(v, np.ndarray) for v in env.values())
+    assert env["masks"].shape == (cfg.model.n_src * 32, 99)
+    read = {n for st in plan.steps for n in ([st.src] if st.kind == "npu" else st.inputs)}
+    unread = {st.dst for st in plan.steps if st.stage == "masker"} - read
+    assert set(env) == {"enc", "masks"} | unread  # intermediates are dropped once read
 
 
 def test_si_snr_is_scale_invariant_and_penalises_noise():

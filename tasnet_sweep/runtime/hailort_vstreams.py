@@ -55,10 +55,17 @@ class VStreamsExecutor(Executor):
         from hailo_platform import InferVStreams
 
         ng, in_p, out_p, (in_name, out_name) = self._group(inst)
-        nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1), np.float32)  # [tiles, 1, w, c]
+        n, c, rows, w = x.shape  # every (n, row) is a tile: the HEF's batch is tiles
+        nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1), np.float32).reshape(
+            n * rows, 1, w, c)
+        # No timeout here: the README shows none for InferVStreams or its vstream params, so
+        # HailoRT's own default applies and runtime.timeout_ms (kept in self.timeout_ms) is used
+        # by the InferModel path only.  Left as is until a documented timeout argument is known.
         with InferVStreams(ng, in_p, out_p) as pipe, ng.activate(ng.create_params()):
             y = pipe.infer({in_name: nhwc})[out_name]
-        return np.ascontiguousarray(np.asarray(y, np.float32).transpose(0, 3, 1, 2))
+        y = np.asarray(y, np.float32)  # [n * rows, 1, w_out, c_out]
+        y = y.reshape(n, rows, y.shape[2], y.shape[3])
+        return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
 
     def close(self) -> None:
         self._groups.clear()

@@ -16,12 +16,17 @@ OPSET = 13
 
 
 def unit_model(spec, weight: np.ndarray, bias: np.ndarray | None, batch: int | None = 1,
-               name: str = "unit"):
+               name: str = "unit", rows: int | None = 1):
+    """``rows=None`` leaves the height axis symbolic too: a (1, K) kernel treats every row
+    as its own tile, so onnxruntime can take many tiles as one image."""
     from onnx import TensorProto, helper, numpy_helper
 
     b = batch if batch is not None else "tiles"
-    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, spec.input_shape(b))
-    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, spec.output_shape(b))
+    h = rows if rows is not None else "rows"
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                      [b, spec.cin, h, spec.in_width])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT,
+                                      [b, spec.cout, h, spec.out_width])
     inits = [numpy_helper.from_array(weight.astype(np.float32), "weight")]
     inputs = ["input", "weight"]
     if bias is not None:
