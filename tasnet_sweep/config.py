@@ -151,6 +151,10 @@ class RuntimeConfig:
     overlap: float = 0.25  # fraction of a chunk shared with the next (crossfaded)
     weight_quant: str = "per_channel"  # quant_estimate: per_channel | per_tensor
     quant_bits: int = 8  # quant_estimate: symmetric integer bits
+    # quant_estimate: auto (run the DFC's SDK_QUANTIZED emulator on the units' quantized HARs
+    # when hailo_sdk_client and har_dir are there) | off
+    sdk_compare: str = "auto"
+    har_dir: Optional[str] = None  # quant_estimate: a tiled hailo_dfc trial's run directory
     validate_repeats: int = 3  # validate: timed runs per unit and per chain
 
 
@@ -451,6 +455,7 @@ def validate_tiling(m, t, problems: list[str]) -> None:
 RUNTIME_OUTPUT_FORMATS = ("pcm16", "float32")
 HAILORT_APIS = ("infer_model", "vstreams")
 WEIGHT_QUANT = ("per_channel", "per_tensor")
+SDK_COMPARE = ("auto", "off")
 
 
 def validate_runtime(r, problems: list[str]) -> None:
@@ -459,6 +464,7 @@ def validate_runtime(r, problems: list[str]) -> None:
     _one_of(problems, "runtime.hailort_api", r.hailort_api, HAILORT_APIS)
     _one_of(problems, "runtime.output_format", r.output_format, RUNTIME_OUTPUT_FORMATS)
     _one_of(problems, "runtime.weight_quant", r.weight_quant, WEIGHT_QUANT)
+    _one_of(problems, "runtime.sdk_compare", r.sdk_compare, SDK_COMPARE)
     for key in ("sample_rate", "timeout_ms", "validate_repeats"):
         _positive(problems, f"runtime.{key}", r[key])
     if not isinstance(r.quant_bits, int) or isinstance(r.quant_bits, bool) \

@@ -4,8 +4,8 @@ and output activations, their ranges calibrated on calibration waveforms; host s
 float, as they run on the host.  Reported: per-source SNR of the quantized chain against the
 float chain (the DFC prints a similar per-output SNR after optimize).
 
-``sdk_quantized`` runs a quantized HAR through the DFC's SDK_QUANTIZED emulator exactly as
-/work/shared/hailo/README.md documents it, for comparison where hailo_sdk_client exists.
+The DFC's own emulator (SDK_QUANTIZED against SDK_NATIVE on each compiled unit's quantized HAR)
+is compared with these executors unit by unit in ``sdk_compare``.
 """
 
 from __future__ import annotations
@@ -69,26 +69,24 @@ def snr_db(est: np.ndarray, ref: np.ndarray) -> float:
     return 200.0 if noise == 0 else float(10 * np.log10(max(signal, 1e-300) / noise))
 
 
-def estimate(plan, params, calibration: list[np.ndarray], evaluation: np.ndarray,
-             bits: int = 8, per_channel: bool = True) -> dict:
-    """Calibrate ranges on ``calibration`` waveforms, then SNR per source on ``evaluation``."""
+def calibrate_ranges(plan, params, calibration: list[np.ndarray]) -> dict[str, list[float]]:
+    """Each instance's largest |input| and |output| over the ``calibration`` waveforms."""
     from ..tiling.stitch import separate
 
     rec = RangeRecorder(plan, params)
     for wav in calibration:
         separate(plan, params, rec, wav)
+    return rec.ranges
+
+
+def estimate(plan, params, ranges: dict, evaluation: np.ndarray, bits: int = 8,
+             per_channel: bool = True) -> dict:
+    """SNR per source of the fake-quantized chain against the float chain on ``evaluation``."""
+    from ..tiling.stitch import separate
+
     ref = separate(plan, params, TorchExecutor(plan, params), evaluation)
-    quant = separate(plan, params, FakeQuantExecutor(plan, params, rec.ranges, bits,
-                                                     per_channel), evaluation)
+    quant = separate(plan, params, FakeQuantExecutor(plan, params, ranges, bits, per_channel),
+                     evaluation)
     return {"bits": bits, "weight_quant": "per_channel" if per_channel else "per_tensor",
-            "calibration_frames": len(calibration), "instances": len(rec.ranges),
+            "instances": len(ranges),
             "snr_db_per_source": [snr_db(quant[s], ref[s]) for s in range(ref.shape[0])]}
-
-
-def sdk_quantized(har_path: str, hw_arch: str, x_nhwc: np.ndarray):
-    """The DFC's own emulation of a quantized HAR (the README's documented calls only)."""
-    from hailo_sdk_client import ClientRunner, InferenceContext
-
-    runner = ClientRunner(hw_arch=hw_arch, har=har_path)
-    with runner.infer_context(InferenceContext.SDK_QUANTIZED) as ctx:
-        return runner.infer(ctx, x_nhwc)

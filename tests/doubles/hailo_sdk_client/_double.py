@@ -4,6 +4,13 @@ It is not a compiler.  It enforces what the README documents (state order, NCHW 
 translate, NHWC float32 calibration at optimize, ``compile`` only after ``optimize``), prints
 the documented log lines, returns placeholder bytes from ``compile`` and records every call.
 
+Its HAR is a JSON file holding the translated ONNX and, once optimized, each input's calibrated
+|max|; ``ClientRunner(hw_arch=..., har=path)`` loads it (``har_path=`` for DFC <= 3.25, as the
+README says).  ``infer`` inside ``infer_context`` emulates the net numerically (see
+``_emulate``): it runs the ONNX with onnxruntime, and for SDK_QUANTIZED / SDK_BIT_EXACT rounds
+weights, input and output to an 8-bit grid.  That is a stand-in for the DFC's emulator, nothing
+like its real numerics.
+
 Environment variables (all optional):
 - ``HAILO_DOUBLE_LOG``: append one JSON line per call (method, arguments, pid) to this file;
 - ``HAILO_DOUBLE_FAIL=<method>:<ExceptionClass>:<message>``: raise that exception there;
@@ -17,6 +24,7 @@ Environment variables (all optional):
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -27,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from .exposed_definitions import States
+from .exposed_definitions import InferenceContext, States
 from .model_translator import exceptions as translator_exc
 from .optimization_exceptions import BadInputsShape, NegativeSlopeExponentNonFixable
 from .sdk_backend import sdk_backend_exceptions as backend_exc
@@ -93,8 +101,8 @@ def _misbehave(method: str) -> None:
 class FakeClientRunner:
     """TEST DOUBLE for ``ClientRunner``: checks and records calls, compiles nothing."""
 
-    def __init__(self, hw_arch: str = "hailo8", har: str | None = None):
-        _record("__init__", hw_arch=hw_arch, har=har)
+    def __init__(self, hw_arch: str = "hailo8", **load):
+        _record("__init__", hw_arch=hw_arch, **load)
         if hw_arch not in ARCHS:
             raise ValueError(f"hw_arch {hw_arch!r} is not one of {ARCHS}")
         self.hw_arch = hw_arch
@@ -102,6 +110,25 @@ class FakeClientRunner:
         self._net = None
         self._inputs: dict[str, tuple[int, int, int]] = {}  # input layer -> NHWC (H, W, C)
         self._script: list[str] = []
+        self._onnx: bytes | None = None  # the translated graph (a real HAR holds the network)
+        self._input_max: dict[str, float] = {}  # input layer -> calibrated |max| (optimize)
+        keyword = "har_path" if _old_loader() else "har"
+        unexpected = sorted(set(load) - {keyword})
+        if unexpected:  # Python's own wording for a keyword the signature does not have
+            raise TypeError(f"__init__() got an unexpected keyword argument '{unexpected[0]}'")
+        if load.get(keyword) is not None:
+            self._load_har(load[keyword])
+
+    def _load_har(self, path) -> None:
+        # the real SDK's error for a missing or foreign HAR is not documented: a plain error here
+        har = json.loads(Path(path).read_text())
+        if not har.get("test_double_har"):
+            raise ValueError(f"{path} is not a HAR written by this test double")
+        self._state = States(har["state"])
+        self._net = har["net"]
+        self._inputs = {k: tuple(v) for k, v in har["inputs"].items()}
+        self._onnx = base64.b64decode(har["onnx"]) if har.get("onnx") else None
+        self._input_max = har.get("input_max_abs", {})
 
     @property
     def state(self) -> States:
@@ -131,6 +158,7 @@ class FakeClientRunner:
                     f" Please try to parse the model again, using these end node names: "
                     f"{graph_outputs}")
         self._net = net_name
+        self._onnx = Path(model).read_bytes()
         for k, name in enumerate(start_node_names, start=1):
             n, c, h, w = net_input_shapes[name]  # NCHW -> NHWC
             self._inputs[f"{net_name}/input_layer{k}"] = (h, w, c)
@@ -145,8 +173,11 @@ class FakeClientRunner:
     def save_har(self, path):
         _record("save_har", path=str(path), state=self._state.value)
         _misbehave("save_har")
-        Path(path).write_text(json.dumps({"test_double_har": True, "state": self._state.value,
-                                          "net": self._net}))
+        Path(path).write_text(json.dumps({
+            "test_double_har": True, "state": self._state.value, "net": self._net,
+            "hw_arch": self.hw_arch, "inputs": {k: list(v) for k, v in self._inputs.items()},
+            "onnx": base64.b64encode(self._onnx).decode() if self._onnx else None,
+            "input_max_abs": self._input_max}))
 
     def load_model_script(self, text_or_path, append: bool = False):
         text = Path(text_or_path).read_text() if os.path.isfile(str(text_or_path)) \
@@ -173,6 +204,7 @@ class FakeClientRunner:
                 raise BadInputsShape(f"Data shape {tuple(data.shape[1:])} for layer {name} "
                                      f"doesn't match network's input shape {self._inputs[name]}")
             frames = data.shape[0]
+            self._input_max[name] = float(abs(data).max())
         if frames < 1024:
             print("Reducing optimization level to 0 because there's less data than the "
                   "recommended amount (1024), and there's no available GPU", flush=True)
@@ -198,10 +230,91 @@ class FakeClientRunner:
 
     @contextlib.contextmanager
     def infer_context(self, context):
-        yield context
+        _record("infer_context", context=InferenceContext(context).value)
+        ctx = _InferContext(InferenceContext(context))
+        try:
+            yield ctx
+        finally:
+            ctx.open = False
 
     def infer(self, context, data):
-        raise NotImplementedError("the test double does not emulate networks")
+        """The net's output (NHWC, batch first) for NHWC float32 ``data``, emulated (see module).
+
+        Not documented, so a guess: the data check raises the same ``BadInputsShape`` text as
+        ``optimize``, and a quantized context on an unquantized model raises a plain error."""
+        _record("infer", context=getattr(getattr(context, "context", None), "value", None),
+                data=data)
+        if not isinstance(context, _InferContext) or not context.open:
+            raise RuntimeError("infer needs the context object of an open runner.infer_context")
+        _misbehave("infer")
+        if self._onnx is None:
+            raise RuntimeError(f"infer in state {self._state.value}: no model loaded")
+        quantized = context.context in (InferenceContext.SDK_QUANTIZED,
+                                        InferenceContext.SDK_BIT_EXACT)
+        if quantized and self._state not in (States.QUANTIZED_MODEL, States.COMPILED_MODEL):
+            raise RuntimeError(f"{context.context.name} needs a quantized model, the runner is "
+                               f"in state {self._state.value}")
+        named = data if isinstance(data, dict) else {next(iter(self._inputs)): data}
+        if sorted(named) != sorted(self._inputs):
+            raise ValueError(f"input keys {sorted(named)} != input layers {sorted(self._inputs)}")
+        for name, x in named.items():
+            if str(x.dtype) != "float32" or x.ndim != 4 or tuple(x.shape[1:]) != self._inputs[name]:
+                raise BadInputsShape(f"Data shape {tuple(x.shape[1:])} for layer {name} "
+                                     f"doesn't match network's input shape {self._inputs[name]}")
+        return _emulate(self._onnx, [named[k] for k in self._inputs],
+                        [self._input_max.get(k) for k in self._inputs] if quantized else None)
+
+
+class _InferContext:
+    """What ``infer_context`` yields: the context kind, usable only inside the ``with``."""
+
+    def __init__(self, context: InferenceContext):
+        self.context, self.open = context, True
+
+
+def _old_loader() -> bool:
+    """DFC <= 3.25 loads a HAR with ``har_path=`` (README), later ones with ``har=``."""
+    m = re.match(r"(\d+)\.(\d+)", os.environ.get("HAILO_DOUBLE_VERSION", "3.33.0"))
+    return bool(m) and (int(m.group(1)), int(m.group(2))) <= (3, 25)
+
+
+def _grid(x, max_abs: float, bits: int = 8):
+    import numpy as np
+
+    scale = max(float(max_abs), 1e-12) / (2 ** (bits - 1) - 1)
+    top = 2 ** (bits - 1) - 1
+    return (np.clip(np.round(x / scale), -top, top) * scale).astype(np.float32)
+
+
+def _emulate(onnx_bytes: bytes, inputs: list, input_max: list | None):
+    """Run the translated ONNX frame by frame (its batch is 1).  ``input_max`` given: emulate
+    int8 -- weights (initializers of rank >= 2) and each input rounded on a per-tensor grid
+    (the input's from calibration), the output on the grid of its own |max|."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    model = onnx.load_from_string(onnx_bytes)
+    if input_max is not None:
+        for init in model.graph.initializer:
+            w = numpy_helper.to_array(init)
+            if w.ndim >= 2:
+                init.CopyFrom(numpy_helper.from_array(_grid(w, np.abs(w).max()), init.name))
+        inputs = [_grid(x, m if m is not None else np.abs(x).max())
+                  for x, m in zip(inputs, input_max)]
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    frames = []
+    for n in range(inputs[0].shape[0]):  # NHWC -> the ONNX's NCHW and back
+        feed = {name: np.ascontiguousarray(x[n:n + 1].transpose(0, 3, 1, 2))
+                for name, x in zip(names, inputs)}
+        frames.append(sess.run(None, feed)[0].transpose(0, 2, 3, 1))
+    y = np.concatenate(frames).astype(np.float32)
+    return y if input_max is None else _grid(y, np.abs(y).max())
 
 
 def _onnx_io(model) -> tuple[dict[str, list[int]], list[str]]:
