@@ -50,6 +50,32 @@ def smooth_stand_in(v: dict, budget: float = 50) -> bool:
     return x * r * (b * h / 4096 + h * t / 32768) + t * b / 16384 <= budget
 
 
+def product_constraints_stand_in(seed: int, loosen: float = 1.0):
+    """A held-out family (not used to pick the strategy): pass when each of 2-3 random
+    constraints holds, a constraint being a product of 2-4 knobs rounded up to random units
+    (``prod ceil(value / unit)``) under a cap that passes 35-80 % of the grid.  ``loosen``
+    scales the caps (the wrong prior)."""
+    rng = np.random.default_rng(1000 + seed)
+    lattice = Lattice.from_spec(SPACE)
+    names = lattice.names
+    constraints = []
+    for _ in range(int(rng.integers(2, 4))):
+        knobs = rng.choice(len(names), int(rng.integers(2, 5)), replace=False)
+        units = [float(rng.choice(lattice.knobs[a].values[:max(1, lattice.shape[a] // 2)]))
+                 for a in knobs]
+        constraints.append(list(zip((names[a] for a in knobs), units)))
+
+    def cost(v, terms):
+        return math.prod(math.ceil(v[name] / unit) for name, unit in terms)
+
+    every = [lattice.values(p) for p in lattice.points()]
+    caps = []
+    for terms in constraints:
+        costs = sorted(cost(v, terms) for v in every)
+        caps.append(costs[int(rng.uniform(0.35, 0.8) * len(costs))])
+    return lambda v: all(cost(v, t) <= loosen * cap for t, cap in zip(constraints, caps))
+
+
 def grid_order(lattice, truth) -> int:
     """Every point in grid order, skipping what inference already answers."""
     k = Knowledge(lattice)
@@ -154,12 +180,18 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--tpe-cap", type=int, default=800, help="stop TPE after this many compiles")
     ap.add_argument("--tpe-seeds", type=int, default=1, help="TPE runs (slow: minutes each)")
+    ap.add_argument("--held-out", type=int, default=3,
+                    help="functions of the held-out product-constraint family to run")
     args = ap.parse_args()
     bench("allocator stand-in (plateaus)", allocator_stand_in, args.seeds, args.tpe_cap,
           args.tpe_seeds,
           lambda v: allocator_stand_in(v, buffer_kib=768))
     bench("smooth stand-in", smooth_stand_in, args.seeds, args.tpe_cap, args.tpe_seeds,
           lambda v: smooth_stand_in(v, budget=45))
+    for seed in range(args.held_out):
+        bench(f"held-out product constraints #{seed}", product_constraints_stand_in(seed),
+              args.seeds, args.tpe_cap, args.tpe_seeds,
+              product_constraints_stand_in(seed, loosen=1.25))
 
 
 if __name__ == "__main__":
