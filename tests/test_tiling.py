@@ -286,3 +286,18 @@ def test_estimate_predicts_bringup_units_pass_and_untiled_model_fails(tmp_path):
     outcome = backend.compile(CompileRequest("full", "full", tmp_path / "full.onnx",
                                              unit.inputs, unit.outputs, tmp_path))
     assert exported.onnx_path and outcome.verdict == "fail"
+
+
+def test_host_sigmoid_kernels_agree_including_overflowing_inputs():
+    from tasnet_sweep.tiling import host_ops, ort_kernels
+
+    x = np.concatenate([np.linspace(-120, 120, 481), [0.0, -88.8, 88.8]]).astype(np.float32)
+    x = x.reshape(1, 1, 1, -1)
+    ref = 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+    fast = ort_kernels.sigmoid(x)
+    assert fast is not None and fast.shape == x.shape  # onnxruntime is a test dependency
+    out = np.empty_like(x)
+    host_ops._sigmoid(x, out)
+    np.testing.assert_allclose(fast, ref, atol=1e-6)
+    np.testing.assert_allclose(out, ref, atol=1e-6)
+    assert out[0, 0, 0, 0] == 0.0 and out[0, 0, 0, 480] == 1.0

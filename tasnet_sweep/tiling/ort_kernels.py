@@ -45,5 +45,5 @@ def sigmoid(x: np.ndarray) -> np.ndarray | None:
     sess = _session("Sigmoid")
     if sess is None:
         return None
-    x3 = np.ascontiguousarray(x, np.float32).reshape(-1, 1, x.shape[-1]) if x.ndim != 3 else x
-    return sess.run(None, {"x": np.ascontiguousarray(x3, np.float32)})[0].reshape(x.shape)
+    rows = np.ascontiguousarray(x, np.float32).reshape(-1, 1, x.shape[-1])  # any rank -> 3
+    return sess.run(None, {"x": rows})[0].reshape(x.shape)
