@@ -92,6 +92,7 @@ class OrtExecutor(Executor):
         self.onnx_dir = None if onnx_dir is None else Path(onnx_dir)
         self.threads = threads
         self._sessions: dict[str, object] = {}
+        self._takes_rows: set[str] = set()
 
     def _session(self, inst):
         sess = self._sessions.get(inst.name)
@@ -113,6 +114,8 @@ class OrtExecutor(Executor):
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             sess = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
             self._sessions[inst.name] = sess
+            if sess.get_inputs()[0].shape[2] != 1:  # a symbolic height: tiles as rows
+                self._takes_rows.add(inst.name)
         return sess
 
     def warm_up(self) -> None:
@@ -123,7 +126,7 @@ class OrtExecutor(Executor):
     def run(self, inst, x):
         sess = self._session(inst)
         b, c, h, w = x.shape
-        if h == 1 or sess.get_inputs()[0].shape[2] != 1:
+        if h == 1 or inst.name in self._takes_rows:
             return sess.run(None, {"input": np.ascontiguousarray(x, np.float32)})[0]
         flat = np.ascontiguousarray(x.transpose(0, 2, 1, 3), np.float32).reshape(b * h, c, 1, w)
         y = sess.run(None, {"input": flat})[0]
