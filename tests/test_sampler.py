@@ -1,5 +1,6 @@
-"""The frontier sampler's learned hypothesis: fitted monotone scores, exactness on random
-monotone functions of two shapes, batches, fresh samplers on resumed knowledge, no scipy."""
+"""The frontier sampler's learned hypothesis: fitted monotone scores, spread weights, a prior
+moved once compiles contradict it, exactness on random monotone functions of two shapes,
+batches, fresh samplers on resumed knowledge, no scipy."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 from tasnet_sweep.search.lattice import (
     FAIL, PASS, UNKNOWN, Knowledge, Lattice, certificate, is_monotone, truth_grid)
 from tasnet_sweep.search.sampler import (
-    FrontierSampler, monotone_score, run_search, thermometer_features)
+    FrontierSampler, knob_groups, monotone_score, prior_distance, run_search,
+    thermometer_features)
 
 SPACE = {"model.n_blocks": [1, 2, 3, 4, 6, 8], "model.bn": [32, 64, 128],
          "model.hidden": {"low": 64, "high": 320, "step": 64}, "tiling.tile_width": [64, 256]}
@@ -120,3 +122,51 @@ def test_without_scipy_the_sampler_falls_back_and_stays_exact(monkeypatch):
     oracle = boxes(lat, 3)
     k, _ = run_search(lat, oracle, FrontierSampler(lat, seed=0))
     assert (k.status == grid_of(lat, oracle)).all()
+
+
+def test_spread_weights_put_the_guessed_boundary_midway_between_a_pass_and_a_fail():
+    lat = Lattice.from_spec({"model.n_blocks": {"low": 1, "high": 9}, "model.bn": [32, 64]})
+    known = np.full(lat.shape, UNKNOWN, dtype=np.int8)
+    known[0, 0], known[8, 0] = PASS, FAIL  # one pass at the bottom, one fail at the top
+    features = thermometer_features(lat.shape, 1)
+    groups = knob_groups(lat.shape, 1)
+    assert [len(g) for g in groups] == [8, 1]
+    assert sorted(j for g in groups for j in g) == list(range(features.shape[1]))
+
+    def first_fail_level(score):
+        return int(np.argmax(score[:, 0] > 0))
+
+    corner = monotone_score(features, known)
+    spread = monotone_score(features, known, spread=groups)
+    assert first_fail_level(corner) in (1, 8)  # the whole step next to a known answer
+    assert 3 <= first_fail_level(spread) <= 5  # even steps: the middle of the line
+    assert (np.diff(spread, axis=0) >= -1e-9).all()
+
+
+def test_prior_distance_orders_the_prior_pass_region_below_its_fail_region():
+    lat = Lattice.from_spec(SPACE)
+    prior = grid_of(lat, products(lat, 4))
+    d = prior_distance(prior)
+    for axis in range(d.ndim):
+        assert (np.diff(d, axis=axis) >= -1e-12).all()
+    assert d[prior == PASS].max() < d[prior == FAIL].min()
+    assert d.min() == 0.0 and d.max() == 1.0
+
+
+def test_a_contradicted_prior_is_moved_and_costs_fewer_compiles_than_following_it():
+    lat = Lattice.from_spec(SPACE)
+    truth = grid_of(lat, lambda p: sum(p) <= 5)
+    shifted = grid_of(lat, lambda p: sum(p) <= 8)  # an estimate three steps too optimistic
+
+    class FollowsThePrior(FrontierSampler):
+        def _prior_contradicted(self, knowledge):
+            return False
+
+    oracle = lambda p: bool(truth[p] == PASS)  # noqa: E731
+    k_moved, moved = run_search(lat, oracle, FrontierSampler(lat, prior=shifted, seed=0))
+    k_plain, plain = run_search(lat, oracle, FollowsThePrior(lat, prior=shifted, seed=0))
+    assert (k_moved.status == truth).all() and (k_plain.status == truth).all()
+    assert moved < 0.8 * plain  # measured 58 vs 101
+    exact, n = run_search(lat, oracle, FrontierSampler(lat, prior=truth, seed=0))
+    maximal, minimal = certificate(lat, truth)
+    assert n == len(maximal) + len(minimal)  # never contradicted: the prior as it is

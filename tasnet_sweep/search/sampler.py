@@ -5,14 +5,18 @@ configuration (nothing else can vouch for them): that certificate is the lower b
 frontier sampler spends its other compiles on reaching certificate points quickly:
 
 1. Fill every unknown point with a guess and compile the unknown points on the boundary of
-   that hypothesis.  With a prior (an approximate oracle, e.g. the estimate backend before
-   real compiles) the guess is the prior, else the nearer of a known pass below and a known
-   fail above.  Without a prior the guess is learned from the outcomes: two monotone scores
-   (``monotone_score``: an L1-sparse linear programme over 0/1 "knob >= level" features, one
-   additive in the knobs, one also with pairs of knobs) are fitted to the extreme known
-   points, and only points on the boundary of BOTH hypotheses are proposed (a committee:
-   where the models disagree, the walks decide).  Real outcomes override guesses, so a wrong
-   guess costs compiles, never a wrong frontier.
+   that hypothesis.  Real outcomes override guesses, so a wrong guess costs compiles, never
+   a wrong frontier.
+   - With a prior (an approximate oracle, e.g. the estimate backend before real compiles)
+     the guess is the prior.  Once a compile contradicts it, the prior is taken as off by
+     some margin: a score fitted to the outcomes over the prior's signed distance to its own
+     boundary (plus the knobs) moves that boundary, and proposals come from both boundaries.
+   - Without a prior the guess is learned: two monotone scores (``monotone_score``: an
+     L1-sparse linear programme over 0/1 "knob >= level" features) are fitted to the extreme
+     known points, and only points on the boundary of BOTH are proposed (a committee: where
+     the models disagree, the walks decide).  One is additive with its weight spread evenly
+     over each knob's levels, so its boundary falls midway between the evidence and a miss
+     still halves the gap; the other also has pairs of knobs and hugs the evidence.
 2. Walk: from the latest compiled point that can still move (a pass with an unknown larger
    neighbour, a fail with an unknown smaller one), pick the knob whose line through the
    point has the fewest unknown points left, try the far end of that line first, then
@@ -25,30 +29,8 @@ frontier sampler spends its other compiles on reaching certificate points quickl
 
 A proposal costs two small linear programmes (scipy's HiGHS; about 10-50 ms on 4,200
 points, growing with the number of known extreme points) plus a few numpy passes over the
-grid.  Without scipy the sampler falls back to the nearest-known guess.  Measured on the
-4,200-point reference lattice (``python benchmarks/frontier_strategies.py --seeds 5
---tpe-seeds 0``; bound = certificate size, no prior; held-out = 3 seeded functions of the
-"product constraints" family, not used to choose):
-
-    hypothesis without a prior        plateau (48)   smooth (437)   held-out #0/#1/#2
-    nearest known guess + walks       3.14x          1.79x          4.95x/3.77x/3.14x
-    committee of fitted scores (now)  3.06x          1.17x          4.16x/4.34x/3.02x
-
-An exact prior compiles exactly the certificate (1.00x); a prior wrong on 23 / 149 configs
-costs 1.46x / 1.02x.  Alternatives measured and rejected (2-3 seeds, plateau / smooth):
-pure worst-case split 6.47x / 1.25x; split with walks gated by their split value
-3.90x-6.1x / 1.26x-1.64x; maximising the chance of hitting a certificate point
-6.6x-9.7x / 1.8x-2.0x; knob-weighted nearest-known guess 4.19x / 1.44x; one fitted score
-alone, additive 2.88x / 1.18x (held-out 5.6x/6.4x/4.7x) or with pairs 2.97x / 1.22x
-(held-out 3.9x/5.2x/3.2x); choosing the hypothesis point by margin or by uncertainty
-instead of by split (2.95x-4.4x / 1.40x-1.53x); the additive model only while it fits the
-answers exactly (3.05x / 1.65x); walks stepping to the fitted model's threshold on the
-line (2.97x-3.12x).  The plateau oracle stays near 3x for every strategy tried: even
-fed the true certificate points in random order, the fitted scores mispredict a third of
-the still-unknown points until the last few are seen, and a filter that kept only the
-model proposals which ARE certificate points (an oracle no sampler has) would still need
-2.19x.  Splitting evenly wins on smooth frontiers, walks where knobs stop mattering on
-plateaus.
+grid.  Without scipy the sampler falls back to the nearest-known guess.  Figures, and the
+strategies measured and rejected: benchmarks/frontier_strategies.md.
 """
 
 from __future__ import annotations
@@ -103,7 +85,21 @@ def nearest_known_guess(status: np.ndarray) -> np.ndarray:
                     np.where(to_fail < to_pass, FAIL, UNKNOWN)).astype(np.int8)
 
 
+def prior_distance(prior: np.ndarray) -> np.ndarray:
+    """Signed steps from each point to the prior's boundary, scaled to 0..1 and
+    non-decreasing in every knob: low deep inside the prior's pass region, high deep inside
+    its fail region.  As a feature of a fitted score it lets the fit learn how far the
+    prior's boundary is off (a threshold) instead of re-learning its shape."""
+    to_fail = np.minimum(distance_up(prior == FAIL), _PRIOR_REACH)
+    to_pass = np.minimum(distance_down(prior == PASS), _PRIOR_REACH)
+    signed = np.where(prior == PASS, 0.5 - to_fail,
+                      np.where(prior == FAIL, to_pass - 0.5, 0.0)).astype(float)
+    span = signed.max() - signed.min()
+    return (signed - signed.min()) / span if span > 0 else np.zeros_like(signed)
+
+
 _FAR = 1 << 40
+_PRIOR_REACH = 64  # steps; farther than any grid we search
 _MAX_FEATURE_CELLS = 4_000_000  # grid points x features of the degree-2 model, else degree 1
 
 
@@ -124,8 +120,21 @@ def thermometer_features(shape: tuple[int, ...], degree: int) -> np.ndarray:
     return np.stack(cols, axis=1).astype(np.float32)
 
 
+def knob_groups(shape: tuple[int, ...], degree: int) -> list[list[int]]:
+    """Column indices of ``thermometer_features(shape, degree)``, one list per knob (or pair
+    of knobs): the levels whose weights ``monotone_score(spread=...)`` spreads evenly."""
+    groups, col = [], 0
+    for knobs in itertools.combinations(range(len(shape)), degree):
+        n = int(np.prod([shape[a] - 1 for a in knobs]))
+        if n:
+            groups.append(list(range(col, col + n)))
+        col += n
+    return groups
+
+
 def monotone_score(features: np.ndarray, status: np.ndarray, weight_cost=1.0,
-                   slack_cost: float = 100.0) -> np.ndarray | None:
+                   slack_cost: float = 100.0, spread: list[list[int]] | None = None,
+                   spread_cost: float = 0.05) -> np.ndarray | None:
     """A monotone score over the grid fitted to the known answers: < 0 guesses pass.
 
     Linear programme: ``score = features @ w - c`` with ``w >= 0`` (so the score grows with
@@ -134,6 +143,13 @@ def monotone_score(features: np.ndarray, status: np.ndarray, weight_cost=1.0,
     not need get no weight and the guess extends plateaus along them.  Only the extreme known
     points constrain a monotone score (the largest passes, the smallest fails).  None when
     nothing is known or scipy is missing.
+
+    The L1 norm is the same whichever level of a knob carries the weight, and the solver then
+    returns a corner: the whole step on the level next to a known answer, so the guessed
+    boundary hugs the evidence and each proposal moves it by one level.  ``spread`` (groups of
+    columns, see ``knob_groups``) adds ``spread_cost`` x the largest weight in each group,
+    which breaks that tie toward even steps: the boundary then falls midway between the known
+    pass and the known fail, and a proposal on it bisects.
     """
     try:
         from scipy import sparse
@@ -148,10 +164,26 @@ def monotone_score(features: np.ndarray, status: np.ndarray, weight_cost=1.0,
     m, nf = rows.shape[0], features.shape[1]
     if m == 0:
         return None
-    a_ub = sparse.hstack([sparse.csr_matrix(rows), -sparse.identity(m, format="csr")]).tocsr()
-    cost = np.concatenate([np.broadcast_to(weight_cost, (nf,)), [0.0], np.full(m, slack_cost)])
-    bounds = [(0, None)] * nf + [(None, None)] + [(0, None)] * m
-    res = linprog(cost, A_ub=a_ub, b_ub=-np.ones(m), bounds=bounds, method="highs")
+    weight_cost = np.broadcast_to(np.asarray(weight_cost, dtype=float), (nf,))
+    groups = spread or []
+    # variables: weights (nf), threshold, one slack per known point, one maximum per group
+    a_ub = sparse.hstack([sparse.csr_matrix(rows), -sparse.identity(m, format="csr"),
+                          sparse.csr_matrix((m, len(groups)))])
+    b_ub = -np.ones(m)
+    if groups:  # w_j - max_g <= 0 for every column j of group g
+        cols = [j for g in groups for j in g]
+        owner = [i for i, g in enumerate(groups) for _ in g]
+        n = len(cols)
+        caps = sparse.csr_matrix(
+            (np.r_[np.ones(n), -np.ones(n)],
+             (np.r_[np.arange(n), np.arange(n)], np.r_[cols, np.array(owner) + nf + 1 + m])),
+            shape=(n, nf + 1 + m + len(groups)))
+        a_ub = sparse.vstack([a_ub, caps])
+        b_ub = np.r_[b_ub, np.zeros(n)]
+    group_cost = [spread_cost * float(weight_cost[g].sum()) for g in groups]
+    cost = np.concatenate([weight_cost, [0.0], np.full(m, slack_cost), group_cost])
+    bounds = [(0, None)] * nf + [(None, None)] + [(0, None)] * (m + len(groups))
+    res = linprog(cost, A_ub=a_ub.tocsr(), b_ub=b_ub, bounds=bounds, method="highs")
     if res.x is None:
         return None
     return (features @ res.x[:nf] - res.x[nf]).reshape(status.shape)
@@ -173,6 +205,7 @@ class FrontierSampler:
             raise ValueError(f"prior shape {self.prior.shape} != lattice shape {lattice.shape}")
         self.rng = np.random.default_rng(seed)
         self._features: list | None = None  # built on first use
+        self._prior_features: tuple | None = None  # likewise, when there is a prior
         self._hypothesis_pool: np.ndarray | None = None  # per propose() call
 
     def propose(self, knowledge: Knowledge, k: int = 1,
@@ -221,30 +254,55 @@ class FrontierSampler:
     def _from_prior(self, knowledge: Knowledge, free: np.ndarray):
         """An unknown point on the boundary of the hypothesis (known answers + guesses)."""
         if self._hypothesis_pool is None:
-            self._hypothesis_pool = self._hypothesis_boundary(knowledge.status)
+            self._hypothesis_pool = self._hypothesis_boundary(knowledge)
         return self._argmax(self._worst_split(free), free & self._hypothesis_pool)
 
-    def _hypothesis_boundary(self, status: np.ndarray) -> np.ndarray:
+    def _hypothesis_boundary(self, knowledge: Knowledge) -> np.ndarray:
         """Where the hypothesis puts maximal passing / minimal failing points.
 
-        With a prior: the prior where it answers, else the nearest known answer.  Without:
-        the points on the boundary of both fitted monotone scores (additive, and with pairs
-        of knobs) -- a committee, so a guess one model alone makes is left to the walks."""
+        With a prior: the prior where it answers, else the nearest known answer -- until a
+        compile contradicts the prior.  From then on the prior is taken as off by some margin:
+        a score fitted to the outcomes over the prior's signed distance plus the knobs
+        (``prior_distance``) moves its boundary, and the points on both boundaries (else on
+        the moved one) are proposed.  Without a prior: the points on the boundary of both
+        fitted monotone scores (additive, and with pairs of knobs) -- a committee, so a guess
+        one model alone makes is left to the walks."""
+        status = knowledge.status
+        if self.prior is not None:
+            guess = np.where(self.prior != UNKNOWN, self.prior, nearest_known_guess(status))
+            plain = self._boundary_of([guess], status)
+            if not self._prior_contradicted(knowledge):
+                return plain
+            moved = self._fitted_guesses(status, [self._prior_model()], fallback=guess)
+            if not moved:
+                return plain
+            corrected = self._boundary_of(moved, status)
+            both = plain & corrected
+            return both if (both & (status == UNKNOWN)).any() else corrected
+        guesses = self._fitted_guesses(status, self._model_features())
+        return self._boundary_of(guesses or [nearest_known_guess(status)], status)
+
+    def _prior_contradicted(self, knowledge: Knowledge) -> bool:
+        return any(self.prior[p] != UNKNOWN and (self.prior[p] == PASS) != passed
+                   for p, passed in knowledge.observed.items())
+
+    @staticmethod
+    def _fitted_guesses(status: np.ndarray, models, fallback=None) -> list[np.ndarray]:
+        """One guess grid per fitted model (``fallback`` on a fitted boundary itself, the
+        nearest known answer by default); [] when any fit is impossible (no scipy)."""
         guesses = []
-        if self.prior is None:
-            for features, weight_cost in self._model_features():
-                score = monotone_score(features, status, weight_cost)
-                if score is None:
-                    guesses = []
-                    break
-                guess = np.where(score < -1e-9, PASS, np.where(score > 1e-9, FAIL, UNKNOWN))
-                near = nearest_known_guess(status)  # on the fitted boundary itself
-                guesses.append(np.where(guess == UNKNOWN, near, guess).astype(np.int8))
-        if not guesses:
-            guess = nearest_known_guess(status)
-            if self.prior is not None:
-                guess = np.where(self.prior != UNKNOWN, self.prior, guess)
-            guesses = [guess]
+        near = nearest_known_guess(status) if fallback is None else fallback
+        for features, weight_cost, spread in models:
+            score = monotone_score(features, status, weight_cost, spread=spread)
+            if score is None:
+                return []
+            guess = np.where(score < -1e-9, PASS, np.where(score > 1e-9, FAIL, UNKNOWN))
+            guesses.append(np.where(guess == UNKNOWN, near, guess).astype(np.int8))
+        return guesses
+
+    @staticmethod
+    def _boundary_of(guesses: list[np.ndarray], status: np.ndarray) -> np.ndarray:
+        """Points on the boundary of every hypothesis (known answers + that guess)."""
         pool = np.ones(status.shape, dtype=bool)
         for guess in guesses:
             hypothesis = np.where(status == UNKNOWN, guess, status).astype(np.int8)
@@ -252,18 +310,33 @@ class FrontierSampler:
             pool &= maximal | minimal
         return pool
 
-    def _model_features(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(features, cost per feature) of the additive model and, when the grid is small
-        enough, of the model with pairs of knobs (a pair feature costs twice a single one)."""
+    def _prior_model(self) -> tuple[np.ndarray, np.ndarray, list]:
+        """(features, cost, spread groups) of the score that moves a contradicted prior: its
+        signed distance (cheap, so the fit leans on it) plus the additive knob features."""
+        if self._prior_features is None:
+            shape = self.lattice.shape
+            single = thermometer_features(shape, 1)
+            distance = prior_distance(self.prior).reshape(-1, 1).astype(np.float32)
+            self._prior_features = (np.hstack([distance, single]),
+                                    np.r_[0.1, np.ones(single.shape[1])],
+                                    [[j + 1 for j in g] for g in knob_groups(shape, 1)])
+        return self._prior_features
+
+    def _model_features(self) -> list[tuple[np.ndarray, np.ndarray, list | None]]:
+        """(features, cost per feature, spread groups) of the additive model, whose weights
+        are spread over each knob's levels (its boundary bisects the evidence), and, when the
+        grid is small enough, of the model with pairs of knobs (a pair feature costs twice a
+        single one; fitted to the corner, so the two models disagree where evidence is thin)."""
         if self._features is None:
             shape = self.lattice.shape
             single = thermometer_features(shape, 1)
-            self._features = [(single, np.ones(single.shape[1]))] if single.shape[1] else []
+            self._features = ([(single, np.ones(single.shape[1]), knob_groups(shape, 1))]
+                              if single.shape[1] else [])
             pairs = sum((a - 1) * (b - 1) for a, b in itertools.combinations(shape, 2))
             if single.shape[1] and 0 < self.lattice.size * pairs <= _MAX_FEATURE_CELLS:
                 both = np.hstack([single, thermometer_features(shape, 2)])
                 cost = np.concatenate([np.ones(single.shape[1]), np.full(pairs, 2.0)])
-                self._features.append((both, cost))
+                self._features.append((both, cost, None))
         return self._features
 
     def _from_walks(self, knowledge: Knowledge, free: np.ndarray):
