@@ -8,6 +8,7 @@ The lower bound is the certificate: maximal passing + minimal failing configurat
 which has to be compiled by any strategy.
 
     python benchmarks/frontier_strategies.py [--seeds 3] [--tpe-cap 800] [--tpe-seeds 1]
+        [--study NAME]   (replay a finished study's real answers instead: see study_oracle.py)
 """
 
 from __future__ import annotations
@@ -144,6 +145,13 @@ def bench(title: str, passes, seeds: int, tpe_cap: int, tpe_seeds: int,
     truth = truth_grid(lattice, passes)
     if not is_monotone(truth):
         raise SystemExit(f"{title}: the oracle is not monotone")
+    bench_grid(title, lattice, truth, seeds, tpe_cap, tpe_seeds,
+               truth_grid(lattice, wrong_prior))
+
+
+def bench_grid(title: str, lattice, truth, seeds: int, tpe_cap: int, tpe_seeds: int,
+               prior=None) -> None:
+    """Every strategy on one answer grid; ``prior``: a partly wrong grid for the prior line."""
     maximal, minimal = certificate(lattice, truth)
     bound = len(maximal) + len(minimal)
     print(f"\n{title}: {lattice.size} configs, {int((truth == PASS).sum())} pass; certificate "
@@ -168,7 +176,8 @@ def bench(title: str, passes, seeds: int, tpe_cap: int, tpe_seeds: int,
            f"({time.perf_counter() - t0:.1f}s)")
     report("ours, exact prior", [ours(lattice, truth, s, prior=truth) for s in range(seeds)],
            bound)
-    prior = truth_grid(lattice, wrong_prior)
+    if prior is None:
+        return
     wrong = int((prior != truth).sum())
     report("ours, prior wrong in places", [ours(lattice, truth, s, prior=prior)
                                            for s in range(seeds)], bound,
@@ -182,7 +191,19 @@ def main() -> None:
     ap.add_argument("--tpe-seeds", type=int, default=1, help="TPE runs (slow: minutes each)")
     ap.add_argument("--held-out", type=int, default=3,
                     help="functions of the held-out product-constraint family to run")
+    ap.add_argument("--study", help="replay a finished frontier study's answers instead of the "
+                    "stand-ins, e.g. reference_lattice after "
+                    "`python -m tasnet_sweep -m search=reference_lattice`")
+    ap.add_argument("--search", help="the conf/search/ config the study ran (default: --study)")
+    ap.add_argument("--storage", help="the study's storage (default: outputs/optuna/<study>.journal)")
     args = ap.parse_args()
+    if args.study:
+        from study_oracle import study_truth
+
+        lattice, truth = study_truth(args.study, args.search, args.storage)
+        bench_grid(f"study {args.study} (replayed)", lattice, truth, args.seeds, args.tpe_cap,
+                   args.tpe_seeds)
+        return
     bench("allocator stand-in (plateaus)", allocator_stand_in, args.seeds, args.tpe_cap,
           args.tpe_seeds,
           lambda v: allocator_stand_in(v, buffer_kib=768))
