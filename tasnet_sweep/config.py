@@ -214,9 +214,14 @@ class SearchConfig:
     prior_study: Optional[str] = None
     prior_storage: Optional[str] = None  # default: outputs/optuna/<prior_study>.journal
     record_inferred: bool = True  # store inferred answers as trials (evidence=inferred)
+    # null: certify the whole frontier; params | macs: stop once the largest passing config
+    # by that count is certified (fewer compiles, only that config is certain)
+    objective: Optional[str] = None
     plot: bool = True  # write frontier.png
 
 
+#: what search.objective may rank by (tasnet_sweep.search.sizes counts them)
+SEARCH_OBJECTIVES = ("params", "macs")
 #: SQLAlchemy dialects Optuna's RDB storage can use (``dialect[+driver]://...``)
 RDB_DIALECTS = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 
@@ -258,6 +263,10 @@ def validate_search(s, problems: list[str]) -> None:
                             f"not installed{hint}")
     for key in ("batch_size",):
         _positive(problems, f"search.{key}", s[key])
+    objective = s.get("objective")
+    if objective is not None and objective not in SEARCH_OBJECTIVES:
+        problems.append(f"search.objective={objective!r} is invalid: expected null or one of "
+                        f"{', '.join(SEARCH_OBJECTIVES)}")
     mt = s.max_trials
     if mt is not None and (isinstance(mt, bool) or not isinstance(mt, int) or mt < 1):
         problems.append(f"search.max_trials={mt!r} is invalid: expected null or a whole "

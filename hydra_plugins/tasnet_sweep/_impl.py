@@ -112,6 +112,10 @@ class FrontierSweeperImpl:
                                                 search.get("prior_storage"))
             except ValueError as exc:
                 _fail([str(exc)])
+        objective_name = search.get("objective")
+        objective = None
+        if objective_name is not None:
+            objective = self._sizes(lattice, passthrough, objective_name)
         study = FrontierStudy(lattice, study_name, search.storage, search.sampler, search.seed)
         returns = []
 
@@ -133,23 +137,45 @@ class FrontierSweeperImpl:
         state = driver.run(lattice, study, launch, sampler=search.sampler,
                            batch_size=search.batch_size, max_trials=search.max_trials,
                            seed=search.seed, record_inferred=search.record_inferred,
-                           prior=prior)
-        frontier = summarize(lattice, state.knowledge, state.records)
+                           prior=prior, objective=objective)
+        best = None
+        if objective is not None and state.done:
+            best = driver.best_pass(state.knowledge.status, objective)
+        frontier = summarize(lattice, state.knowledge, state.records, objective_name, best)
         write_reports(frontier, sweep_dir, title=f"Frontier: {study_name}", png=search.plot)
         write_text(sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(
             self._results(frontier, state, study)))
+        if best is not None:
+            log.info("largest passing by %s, certified: %s (%s %s)", objective_name,
+                     " ".join(_override_text(k, v) for k, v in lattice.values(best[0]).items()),
+                     f"{best[1]:,}", objective_name)
         log.info("frontier %s: %d maximal passing, %d minimal failing; %d compiles this run, "
                  "%d before (study %s in %s)", "exact" if frontier.complete else "NOT exact",
                  len(frontier.maximal_passing), len(frontier.minimal_failing),
                  state.compiled_now, state.compiled_before, study_name, study.location)
         return returns
 
+    def _sizes(self, lattice, passthrough, objective: str):
+        """search.objective of every point (the first job's config with each point's knobs)."""
+        from tasnet_sweep.search.sizes import SizeError, lattice_sizes
+
+        first = self._jobs(lattice, [tuple(0 for _ in lattice.shape)], passthrough)[0]
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, first)
+        try:
+            return lattice_sizes(lattice, cfg, objective)
+        except SizeError as exc:
+            _fail([str(exc)])
+
     def _results(self, frontier, state, study) -> dict:
         lattice = frontier.lattice
         best = max(frontier.maximal_passing, key=lattice.rank, default=None)
+        best_value = lattice.rank(best) if best is not None else None
+        if frontier.best is not None:  # search.objective: the certified largest by it
+            best, best_value = frontier.best
         plain = lambda p: {k: v for k, v in lattice.values(p).items()}  # noqa: E731
         return {
             "name": "frontier",
+            "objective": frontier.objective or "lattice rank",
             "study_name": study.study_name,
             "storage": study.location,
             "exact": frontier.complete,
@@ -159,7 +185,7 @@ class FrontierSweeperImpl:
             "inferred_recorded": state.inferred_recorded,
             "certificate_size": len(frontier.maximal_passing) + len(frontier.minimal_failing),
             "best_params": plain(best) if best is not None else None,
-            "best_value": lattice.rank(best) if best is not None else None,
+            "best_value": best_value,
             "maximal_passing": [plain(p) for p in frontier.maximal_passing],
             "minimal_failing": [plain(p) for p in frontier.minimal_failing],
         }

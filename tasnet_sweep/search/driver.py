@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .lattice import Knowledge, Lattice
+import numpy as np
+
+from .lattice import PASS, UNKNOWN, Knowledge, Lattice
 from .sampler import SAMPLERS, FrontierSampler
 from .study import FrontierStudy, job_outcome, open_storage, storage_location
 
@@ -31,26 +33,62 @@ class SearchRun:
     compiled_now: int = 0  # compiles launched by this run
     errors: list = field(default_factory=list)  # points whose job said nothing about size
     inferred_recorded: int = 0
+    objective: np.ndarray | None = None  # search.objective of every point (sizes.py), or None
+
+    @property
+    def worth_compiling(self) -> np.ndarray | None:
+        """Unknown points that could still beat the best known pass on the objective."""
+        return None if self.objective is None else could_beat(self.knowledge.status,
+                                                              self.objective)
+
+    @property
+    def done(self) -> bool:
+        """The frontier is exact, or (with an objective) its largest pass is certified."""
+        if self.knowledge.complete:
+            return True
+        return self.objective is not None and not self.worth_compiling.any()
+
+
+def best_pass(status: np.ndarray, objective: np.ndarray):
+    """(point, value) of the known passing config (compiled or inferred) largest on the
+    objective; None when nothing is known to pass."""
+    passing = status == PASS
+    if not passing.any():
+        return None
+    flat = int(np.argmax(np.where(passing, objective, -1)))
+    point = tuple(int(i) for i in np.unravel_index(flat, status.shape))
+    return point, int(objective[point])
+
+
+def could_beat(status: np.ndarray, objective: np.ndarray) -> np.ndarray:
+    """Unknown points whose objective exceeds every known pass's: only they can change the
+    answer to "which is the largest config that compiles"."""
+    best = best_pass(status, objective)
+    unknown = status == UNKNOWN
+    return unknown if best is None else unknown & (objective > best[1])
 
 
 def run(lattice: Lattice, study: FrontierStudy, launch: Launch, sampler: str = "frontier",
         batch_size: int = 1, max_trials: int | None = None, seed: int = 0,
-        record_inferred: bool = True, prior=None) -> SearchRun:
+        record_inferred: bool = True, prior=None, objective=None) -> SearchRun:
     """Search until the frontier is exact (or ``max_trials`` compiles); ``prior``: a status
-    grid ordering the frontier sampler's queries (see FrontierSampler)."""
+    grid ordering the frontier sampler's queries (see FrontierSampler); ``objective``: the
+    params or MACs of every point -- then stop once the largest passing point by it is
+    certified, and compile only points that could still beat it."""
     if sampler not in SAMPLERS:
         raise ValueError(f"search.sampler={sampler!r} is invalid: expected one of "
                          f"{', '.join(SAMPLERS)}")
     if batch_size < 1:
         raise ValueError(f"search.batch_size={batch_size!r} is invalid: expected >= 1")
     knowledge, records = study.load()
-    state = SearchRun(knowledge, records, compiled_before=len(knowledge.observed))
+    state = SearchRun(knowledge, records, compiled_before=len(knowledge.observed),
+                      objective=objective)
     log.info("study %s: %d compiled, %d of %d configurations answered", study.study_name,
              state.compiled_before, lattice.size - knowledge.unknown, lattice.size)
     step = _frontier_step if sampler == "frontier" else _optuna_step
     proposer = FrontierSampler(lattice, prior=prior, seed=seed) if sampler == "frontier" else None
     asks = 0
-    while not knowledge.complete:
+    while not state.done:
         room = batch_size if max_trials is None else min(batch_size,
                                                          max_trials - state.compiled_now)
         if room <= 0 or asks > 20 * lattice.size:
@@ -97,17 +135,18 @@ def _refresh(state: SearchRun, study: FrontierStudy) -> None:
 def _frontier_step(state, study, proposer, launch, room) -> int:
     """Propose, claim (other workers may be on the same study), launch what was claimed."""
     _refresh(state, study)
-    if state.knowledge.complete:
+    if state.done:
         return 0
     held: list = []  # points another worker is compiling right now
     for _ in range(50):
-        batch = proposer.propose(state.knowledge, room, pending=[*state.errors, *held])
+        batch = proposer.propose(state.knowledge, room, pending=[*state.errors, *held],
+                                 allowed=state.worth_compiling)
         if not batch:
             if not held:
                 return -1
             time.sleep(CLAIM_POLL_S)  # wait for the other workers' answers
             _refresh(state, study)
-            if state.knowledge.complete:
+            if state.done:
                 return 0
             held = []
             continue

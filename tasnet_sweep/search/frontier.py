@@ -27,6 +27,8 @@ class Frontier:
     records: dict = field(default_factory=dict)  # point -> what the compile job returned
     maximal_passing: list = field(default_factory=list)
     minimal_failing: list = field(default_factory=list)
+    objective: str | None = None  # search.objective the run stopped on, if any
+    best: tuple | None = None  # (point, value): the certified largest pass by it
 
     @property
     def complete(self) -> bool:
@@ -70,11 +72,14 @@ class Frontier:
         return counts
 
 
-def summarize(lattice: Lattice, knowledge: Knowledge, records: dict | None = None) -> Frontier:
-    """The certificate as far as it is known (exact once no point is unknown)."""
+def summarize(lattice: Lattice, knowledge: Knowledge, records: dict | None = None,
+              objective: str | None = None, best: tuple | None = None) -> Frontier:
+    """The certificate as far as it is known (exact once no point is unknown); ``objective``
+    and ``best``: a search that stopped once its largest pass by the objective was certain."""
     maximal, minimal = boundary_masks(knowledge.status)
     pts = lambda m: [tuple(int(i) for i in p) for p in np.argwhere(m)]  # noqa: E731
-    return Frontier(lattice, knowledge, dict(records or {}), pts(maximal), pts(minimal))
+    return Frontier(lattice, knowledge, dict(records or {}), pts(maximal), pts(minimal),
+                    objective, best)
 
 
 def frontier_tsv(frontier: Frontier) -> str:
@@ -119,6 +124,10 @@ def frontier_markdown(frontier: Frontier, title: str = "Frontier") -> str:
     lines = [f"# {title}", ""]
     state = ("exact: every configuration is answered" if frontier.complete else
              f"NOT exact yet: {k.unknown} of {lat.size} configurations unknown")
+    if frontier.best is not None and not frontier.complete:
+        state = (f"stopped on search.objective={frontier.objective}: only the largest passing "
+                 f"config by {frontier.objective} is certified, not the frontier "
+                 f"({k.unknown} of {lat.size} configurations unknown)")
     inferred = lat.size - k.unknown - frontier.compiles
     lines += [f"- status: {state}",
               f"- {frontier.compiles} compiled, {inferred} inferred by monotonicity, "
@@ -129,6 +138,12 @@ def frontier_markdown(frontier: Frontier, title: str = "Frontier") -> str:
         lines.append(f"- WARNING: {len(k.conflicts)} outcomes contradict monotonicity "
                      "(a larger config passed where a smaller one failed); see frontier.tsv")
     lines.append("")
+    if frontier.best is not None:
+        point, value = frontier.best
+        lines.append(f"- certified largest passing by {frontier.objective}: "
+                     f"`{_config_text(frontier, point)}` ({value:,} {frontier.objective}, "
+                     f"{frontier.knowledge.evidence(point)}); no configuration left unknown "
+                     f"has more")
     for by in ("params", "macs"):
         p = frontier.largest_passing(by)
         if p is not None:

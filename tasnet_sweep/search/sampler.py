@@ -208,12 +208,16 @@ class FrontierSampler:
         self._prior_features: tuple | None = None  # likewise, when there is a prior
         self._hypothesis_pool: np.ndarray | None = None  # per propose() call
 
-    def propose(self, knowledge: Knowledge, k: int = 1,
-                pending: list[tuple[int, ...]] = ()) -> list[tuple[int, ...]]:
+    def propose(self, knowledge: Knowledge, k: int = 1, pending: list[tuple[int, ...]] = (),
+                allowed: np.ndarray | None = None) -> list[tuple[int, ...]]:
         """Up to ``k`` unknown points to compile next, not in ``pending`` (launched, no answer
-        yet); incomparable with each other and with ``pending`` as long as such points exist."""
+        yet); incomparable with each other and with ``pending`` as long as such points exist.
+        ``allowed``: a boolean grid; points outside it are never proposed (e.g. configs that
+        cannot beat the best known pass on ``search.objective``)."""
         status = knowledge.status
         unknown = status == UNKNOWN
+        if allowed is not None:
+            unknown &= allowed
         for p in pending:
             unknown[p] = False
         free = unknown.copy()
