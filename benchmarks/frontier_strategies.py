@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tasnet_sweep.search.lattice import (  # noqa: E402
-    PASS, UNKNOWN, Knowledge, Lattice, certificate, is_monotone, truth_grid)
+    PASS, Knowledge, Lattice, certificate, is_monotone, truth_grid)
 from tasnet_sweep.search.sampler import FrontierSampler, run_search  # noqa: E402
 
 SPACE = {
@@ -224,7 +224,8 @@ def main() -> None:
                     "stand-ins, e.g. reference_lattice after "
                     "`python -m tasnet_sweep -m search=reference_lattice`")
     ap.add_argument("--search", help="the conf/search/ config the study ran (default: --study)")
-    ap.add_argument("--storage", help="the study's storage (default: outputs/optuna/<study>.journal)")
+    ap.add_argument("--storage",
+                    help="the study's storage (default: outputs/optuna/<study>.journal)")
     args = ap.parse_args()
     if args.study:
         from study_oracle import study_truth

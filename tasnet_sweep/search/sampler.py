@@ -139,8 +139,9 @@ def monotone_score(features: np.ndarray, status: np.ndarray, weight_cost=1.0,
 
     Linear programme: ``score = features @ w - c`` with ``w >= 0`` (so the score grows with
     every knob), known passes at <= -1 and known fails at >= +1, minimising
-    ``sum(weight_cost * w)`` plus a penalty on violations.  The L1 norm keeps ``w`` sparse, so knobs and levels the answers do
-    not need get no weight and the guess extends plateaus along them.  Only the extreme known
+    ``sum(weight_cost * w)`` plus a penalty on violations.  The L1 norm keeps ``w`` sparse,
+    so knobs and levels the answers do not need get no weight and the guess extends plateaus
+    along them.  Only the extreme known
     points constrain a monotone score (the largest passes, the smallest fails).  None when
     nothing is known or scipy is missing.
 

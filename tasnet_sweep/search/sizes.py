@@ -92,9 +92,10 @@ def lattice_sizes(lattice: Lattice, first_job: DictConfig, objective: str,
     for name in lattice.names:
         node = OmegaConf.select(first_job, name, default=None)
         if node is None or isinstance(node, DictConfig):
+            what = "selects a config group" if node is not None else "is not in the job config"
             raise SizeError(f"search.objective={objective} needs knobs that are config values; "
-                            f"{name!r} {'selects a config group' if node is not None else 'is not in the job config'}"
-                            f": drop the objective or search over values such as model.bn")
+                            f"{name!r} {what}: drop the objective or search over values such "
+                            "as model.bn")
     log.info("counting %s of %d configurations (meta-device builds, no weights)...", objective,
              lattice.size)
     out = np.zeros(lattice.shape, dtype=np.int64)
