@@ -9,7 +9,8 @@ import yaml
 from tasnet_sweep.search import driver
 from tasnet_sweep.search.lattice import PASS, UNKNOWN, Knowledge, Lattice, truth_grid
 from tasnet_sweep.search.sampler import FrontierSampler
-from tasnet_sweep.search.sizes import SizeError, lattice_sizes, trial_size
+from tasnet_sweep.search.sizes import (
+    SizeError, cached_lattice_sizes, lattice_sizes, trial_size)
 from tasnet_sweep.search.study import FrontierStudy
 
 from conftest import compose_cfg, run_cli
@@ -57,6 +58,25 @@ def test_lattice_sizes_set_each_points_knobs_and_grow_with_them():
     top = compose_cfg("model=hailo_convtasnet", "model.n_filters=64", "model.time_len=4000",
                       "model.n_blocks=2", "model.hidden=128", "model.bn=64")
     assert sizes[1, 1, 1] == trial_size(top, "params")
+
+
+def test_sizes_are_counted_once_per_search_and_recounted_when_it_changes(tmp_path):
+    cfg = compose_cfg("unit=encoder")
+    lat = Lattice.from_spec({"model.n_filters": [64, 128], "model.time_len": [4000, 8000]})
+    calls = []
+
+    def counting(job, objective):
+        calls.append(objective)
+        return trial_size(job, objective)
+
+    first = cached_lattice_sizes(lat, cfg, "macs", tmp_path, counting)
+    n = len(calls)
+    assert n > 0 and len(list(tmp_path.glob("sizes-macs-*.npy"))) == 1
+    again = cached_lattice_sizes(lat, cfg, "macs", tmp_path, counting)
+    assert len(calls) == n and (again == first).all()  # read back, not counted
+    wider = Lattice.from_spec({"model.n_filters": [64, 256], "model.time_len": [4000, 8000]})
+    other = cached_lattice_sizes(wider, cfg, "macs", tmp_path, counting)
+    assert len(calls) > n and other[1, 0] > first[1, 0]
 
 
 def test_a_knob_that_selects_a_config_group_has_no_size():

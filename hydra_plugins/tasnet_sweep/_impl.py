@@ -157,12 +157,13 @@ class FrontierSweeperImpl:
 
     def _sizes(self, lattice, passthrough, objective: str):
         """search.objective of every point (the first job's config with each point's knobs)."""
-        from tasnet_sweep.search.sizes import SizeError, lattice_sizes
+        from tasnet_sweep.search.sizes import SizeError, cached_lattice_sizes
+        from tasnet_sweep.search.study import DEFAULT_ROOT
 
         first = self._jobs(lattice, [tuple(0 for _ in lattice.shape)], passthrough)[0]
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, first)
         try:
-            return lattice_sizes(lattice, cfg, objective)
+            return cached_lattice_sizes(lattice, cfg, objective, DEFAULT_ROOT)
         except SizeError as exc:
             _fail([str(exc)])
 

@@ -17,9 +17,12 @@ its knob values set, and points whose model, unit and tiling agree share one cou
 from __future__ import annotations
 
 import copy
+import hashlib
+import io
 import logging
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -120,3 +123,25 @@ def _size_key(job) -> str:
     parts = [OmegaConf.to_container(job.model, resolve=True),
              job.tiling.mode if tiled else OmegaConf.to_container(job.unit, resolve=True)]
     return repr(parts)
+
+
+def cached_lattice_sizes(lattice: Lattice, first_job: DictConfig, objective: str,
+                         cache_dir: str | Path, size: Callable = trial_size) -> np.ndarray:
+    """``lattice_sizes``, kept in ``cache_dir`` under a hash of the knobs, the objective and
+    the first job's model, unit and tiling, so a resumed search does not count again."""
+    from ..atomic import write_bytes
+
+    identity = repr([[(k.name, list(k.values)) for k in lattice.knobs], objective,
+                     _size_key(first_job), OmegaConf.to_container(first_job.tiling,
+                                                                  resolve=True)])
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"sizes-{objective}-{digest}.npy"
+    if path.exists():
+        cached = np.load(path)
+        if cached.shape == lattice.shape:
+            return cached
+    sizes = lattice_sizes(lattice, first_job, objective, size)
+    buffer = io.BytesIO()
+    np.save(buffer, sizes)
+    write_bytes(path, buffer.getvalue())
+    return sizes
