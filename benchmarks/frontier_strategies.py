@@ -1,13 +1,17 @@
 """How many compiles each search strategy needs to pin down the EXACT frontier (prints figures).
 
-The oracle is an analytic stand-in for the estimate backend on a 4,200-point lattice (n_blocks
-1-8 x n_repeats 1-3 x 5 bottlenecks x 7 hidden widths x 5 tile widths).  It is monotone by
-construction (every term grows with every knob; checked below) and, like the real allocator,
-rounds resources up to whole units, so it has plateaus on which some knobs do not matter.
-The lower bound is the certificate: maximal passing + minimal failing configurations, each of
-which has to be compiled by any strategy.
+The reference lattice is answered by the estimate backend: ``search=single_context``, 4,200
+untiled configurations (n_blocks 1-8 x n_repeats 1-3 x 5 bottlenecks x 7 hidden widths x 5 input
+lengths), each one Hailo-8 context, so every knob matters.  Its answers are searched once
+(about a minute) and kept as studies in outputs/optuna/.  The same lattice at utilization
+ceilings 0.6 and 0.9 stands for a real compiler that is stricter or looser than the estimate
+assumes, with the default 0.75 as the partly wrong prior.  Analytic stand-ins follow on a
+lattice of the same shape (tile width for input length): quick, re-seedable, monotone by
+construction (checked below).  The lower bound is the certificate: maximal passing + minimal
+failing configurations, each of which any strategy has to compile.
 
     python benchmarks/frontier_strategies.py [--seeds 3] [--tpe-cap 800] [--tpe-seeds 1]
+        [--no-estimate] [--no-stand-ins]
         [--study NAME]   (replay a finished study's real answers instead: see study_oracle.py)
 """
 
@@ -213,6 +217,29 @@ def bench_grid(title: str, lattice, truth, seeds: int, tpe_cap: int, tpe_seeds: 
            f"(prior wrong on {wrong} configs; frontier exact)")
 
 
+# (study name, overrides) of the estimate-backend reference lattice: the estimate as it is, and
+# at a stricter and a looser utilization ceiling (a real compiler the estimate is wrong about)
+ESTIMATE_SEARCH = "single_context"
+ESTIMATE_STUDIES = {"default": ("single_context", []),
+                    "strict": ("single_context_u0.6", ["compiler.max_utilization=0.6"]),
+                    "loose": ("single_context_u0.9", ["compiler.max_utilization=0.9"])}
+
+
+def bench_estimate(args) -> None:
+    """The estimate backend's reference lattice; then the estimate (ceiling 0.75) as the prior
+    of a compiler whose ceiling is 0.6 or 0.9."""
+    from study_oracle import estimate_study
+
+    grids = {key: estimate_study(name, ESTIMATE_SEARCH, overrides)
+             for key, (name, overrides) in ESTIMATE_STUDIES.items()}
+    lattice, estimate = grids["default"]
+    bench_grid("estimate backend, search=single_context (reference lattice)", lattice,
+               estimate, args.seeds, args.tpe_cap, args.tpe_seeds)
+    for key, ceiling in (("strict", "0.6"), ("loose", "0.9")):
+        bench_grid(f"compiler at ceiling {ceiling}, estimate at 0.75 as the prior", lattice,
+                   grids[key][1], args.seeds, args.tpe_cap, 0, prior=estimate)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
@@ -226,13 +253,27 @@ def main() -> None:
     ap.add_argument("--search", help="the conf/search/ config the study ran (default: --study)")
     ap.add_argument("--storage",
                     help="the study's storage (default: outputs/optuna/<study>.journal)")
+    ap.add_argument("--prior-study", help="with --study: another finished study over the same "
+                    "knobs (e.g. the estimate at another utilization ceiling) as the partly "
+                    "wrong prior")
+    ap.add_argument("--no-estimate", action="store_true",
+                    help="skip the estimate backend's reference lattice")
+    ap.add_argument("--no-stand-ins", action="store_true", help="skip the analytic stand-ins")
     args = ap.parse_args()
     if args.study:
         from study_oracle import study_truth
 
         lattice, truth = study_truth(args.study, args.search, args.storage)
-        bench_grid(f"study {args.study} (replayed)", lattice, truth, args.seeds, args.tpe_cap,
-                   args.tpe_seeds)
+        prior = None
+        if args.prior_study:
+            _, prior = study_truth(args.prior_study, args.search or args.study)
+        title = f"study {args.study} (replayed)" + (
+            f", prior: study {args.prior_study}" if prior is not None else "")
+        bench_grid(title, lattice, truth, args.seeds, args.tpe_cap, args.tpe_seeds, prior)
+        return
+    if not args.no_estimate:
+        bench_estimate(args)
+    if args.no_stand_ins:
         return
     bench("allocator stand-in (plateaus)", allocator_stand_in, args.seeds, args.tpe_cap,
           args.tpe_seeds,

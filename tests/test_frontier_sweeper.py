@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import optuna
 import pytest
 import yaml
 
 from tasnet_sweep.search.study import open_storage
 
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 # a 2 x 2 lattice of encoder units (each job exports one Conv2d): the sweep overrides replace
 # the knobs of conf/search/encoder_width.yaml; 128 filters fit 16000 samples, 512 do not.
@@ -88,3 +89,24 @@ def test_frontier_sweeper_needs_a_search_space(tmp_path):
                    cwd=tmp_path)
     assert proc.returncode == 2
     assert "search=<name>" in proc.stderr and "encoder_width" in proc.stderr
+
+
+SEARCH_SPACES = sorted(p.stem for p in (REPO / "conf" / "search").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", SEARCH_SPACES)
+def test_every_shipped_search_space_runs_a_compile(tmp_path, name):
+    """Knob names, values and fixed overrides of each conf/search/ file are valid: one real job
+    on the estimate backend runs with them, and the lattice is the one the file lists."""
+    sweep = tmp_path / "s"
+    proc = run_cli(["-m", f"search={name}", "search.max_trials=1", "tracking=none",
+                    f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = _results(sweep)
+    assert res["compiles_this_run"] == 1 and len(_job_dirs(sweep)) == 1
+    knobs = yaml.safe_load((REPO / "conf" / "search" / f"{name}.yaml").read_text())
+    shape = [len(v) if isinstance(v, list) else len(range(v["low"], v["high"] + 1,
+                                                          v.get("step", 1)))
+             for v in knobs["search"]["knobs"].values()]
+    answered = res["compiles_this_run"] + res["inferred_recorded"]
+    assert answered + res["unknown"] == int(np.prod(shape))

@@ -9,8 +9,10 @@ frontier sampler spends its other compiles on reaching certificate points quickl
    a wrong frontier.
    - With a prior (an approximate oracle, e.g. the estimate backend before real compiles)
      the guess is the prior.  Once a compile contradicts it, the prior is taken as off by
-     some margin: a score fitted to the outcomes over the prior's signed distance to its own
-     boundary (plus the knobs) moves that boundary, and proposals come from both boundaries.
+     some margin: the two fitted scores below get the prior's signed distance to its own
+     boundary as one more, cheap, feature, so they can move the prior's boundary instead of
+     re-learning its shape.  Proposals come from their committee and from the points where
+     the additive one agrees with the prior, those on the prior's own boundary first.
    - Without a prior the guess is learned: two monotone scores (``monotone_score``: an
      L1-sparse linear programme over 0/1 "knob >= level" features) are fitted to the extreme
      known points, and only points on the boundary of BOTH are proposed (a committee: where
@@ -206,7 +208,7 @@ class FrontierSampler:
             raise ValueError(f"prior shape {self.prior.shape} != lattice shape {lattice.shape}")
         self.rng = np.random.default_rng(seed)
         self._features: list | None = None  # built on first use
-        self._prior_features: tuple | None = None  # likewise, when there is a prior
+        self._prior_features: list | None = None  # likewise, when there is a prior
         self._hypothesis_pool: np.ndarray | None = None  # per propose() call
 
     def propose(self, knowledge: Knowledge, k: int = 1, pending: list[tuple[int, ...]] = (),
@@ -267,23 +269,25 @@ class FrontierSampler:
 
         With a prior: the prior where it answers, else the nearest known answer -- until a
         compile contradicts the prior.  From then on the prior is taken as off by some margin:
-        a score fitted to the outcomes over the prior's signed distance plus the knobs
-        (``prior_distance``) moves its boundary, and the points on both boundaries (else on
-        the moved one) are proposed.  Without a prior: the points on the boundary of both
-        fitted monotone scores (additive, and with pairs of knobs) -- a committee, so a guess
-        one model alone makes is left to the walks."""
+        the fitted scores, with the prior's signed distance (``prior_distance``) as a feature,
+        move its boundary; proposed are the points on the boundary of both moved scores, or
+        of the additive one and the prior, those also on the prior's boundary first.
+        Without a prior: the points on the boundary of both fitted monotone scores
+        (additive, and with pairs of knobs) -- a committee, so a guess one model alone makes
+        is left to the walks."""
         status = knowledge.status
         if self.prior is not None:
             guess = np.where(self.prior != UNKNOWN, self.prior, nearest_known_guess(status))
             plain = self._boundary_of([guess], status)
             if not self._prior_contradicted(knowledge):
                 return plain
-            moved = self._fitted_guesses(status, [self._prior_model()], fallback=guess)
+            moved = self._fitted_guesses(status, self._prior_models(), fallback=guess)
             if not moved:
                 return plain
-            corrected = self._boundary_of(moved, status)
-            both = plain & corrected
-            return both if (both & (status == UNKNOWN)).any() else corrected
+            pool = self._boundary_of(moved, status) | (self._boundary_of(moved[:1], status)
+                                                       & plain)
+            on_prior = pool & plain
+            return on_prior if (on_prior & (status == UNKNOWN)).any() else pool
         guesses = self._fitted_guesses(status, self._model_features())
         return self._boundary_of(guesses or [nearest_known_guess(status)], status)
 
@@ -315,16 +319,16 @@ class FrontierSampler:
             pool &= maximal | minimal
         return pool
 
-    def _prior_model(self) -> tuple[np.ndarray, np.ndarray, list]:
-        """(features, cost, spread groups) of the score that moves a contradicted prior: its
-        signed distance (cheap, so the fit leans on it) plus the additive knob features."""
+    def _prior_models(self) -> list[tuple[np.ndarray, np.ndarray, list | None]]:
+        """The models of ``_model_features`` with the prior's signed distance as a first
+        column: cheap (cost 0.1), so a fit leans on the prior and adds knobs where the
+        outcomes disagree with it."""
         if self._prior_features is None:
-            shape = self.lattice.shape
-            single = thermometer_features(shape, 1)
             distance = prior_distance(self.prior).reshape(-1, 1).astype(np.float32)
-            self._prior_features = (np.hstack([distance, single]),
-                                    np.r_[0.1, np.ones(single.shape[1])],
-                                    [[j + 1 for j in g] for g in knob_groups(shape, 1)])
+            self._prior_features = [
+                (np.hstack([distance, features]), np.r_[0.1, cost],
+                 None if spread is None else [[j + 1 for j in g] for g in spread])
+                for features, cost, spread in self._model_features()]
         return self._prior_features
 
     def _model_features(self) -> list[tuple[np.ndarray, np.ndarray, list | None]]:
