@@ -260,13 +260,15 @@ def main() -> None:
                     help="skip the estimate backend's reference lattice")
     ap.add_argument("--no-stand-ins", action="store_true", help="skip the analytic stand-ins")
     args = ap.parse_args()
+    if args.prior_study and not args.study:
+        ap.error("--prior-study needs --study: the study whose answers it is the prior of")
     if args.study:
         from study_oracle import study_truth
 
         lattice, truth = study_truth(args.study, args.search, args.storage)
         prior = None
         if args.prior_study:
-            _, prior = study_truth(args.prior_study, args.search or args.study)
+            _, prior = study_truth(args.prior_study, args.search or args.study, flag="--prior-study")
         title = f"study {args.study} (replayed)" + (
             f", prior: study {args.prior_study}" if prior is not None else "")
         bench_grid(title, lattice, truth, args.seeds, args.tpe_cap, args.tpe_seeds, prior)

@@ -59,24 +59,24 @@ def estimate_study(study: str, search: str, overrides: list[str]) -> tuple[Latti
     done = subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           text=True)
     if done.returncode:
-        _fail(f"the estimate search for {study} failed (exit {done.returncode}): "
-              f"{done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}")
+        last = done.stderr.strip().splitlines()[-1:] or ["no message"]
+        _fail(f"the estimate search for {study} failed (exit {done.returncode}): {last[0]}")
     return study_truth(study, search)
 
 
-def study_truth(study: str, search: str | None = None,
-                storage: str | None = None) -> tuple[Lattice, np.ndarray]:
+def study_truth(study: str, search: str | None = None, storage: str | None = None,
+                flag: str = "--study") -> tuple[Lattice, np.ndarray]:
     """(lattice, status grid) of a study whose frontier is exact; a clear exit otherwise."""
     lattice = search_lattice(search or study)
     location = storage_location(storage, study)
     if "://" not in location and not Path(location).exists():
-        _fail(f"--study={study!r}: no study storage at {location}; run the search "
+        _fail(f"{flag}={study!r}: no study storage at {location}; run the search "
                          f"first: python -m tasnet_sweep -m search={search or study}")
     knowledge, _ = FrontierStudy(lattice, study, location).load()
     if not knowledge.complete:
-        _fail(f"--study={study!r} has {knowledge.unknown} of {lattice.size} "
+        _fail(f"{flag}={study!r} has {knowledge.unknown} of {lattice.size} "
                          "configurations unanswered: run the search to the end first")
     if knowledge.conflicts:
-        _fail(f"--study={study!r} has {len(knowledge.conflicts)} answers that break "
+        _fail(f"{flag}={study!r} has {len(knowledge.conflicts)} answers that break "
                          "monotonicity: its grid is no exact oracle")
     return lattice, knowledge.status.copy()
