@@ -49,9 +49,10 @@ def estimate_study(study: str, search: str, overrides: list[str]) -> tuple[Latti
     ``study`` in outputs/optuna/: searched first (resuming) unless that study is finished."""
     location = storage_location(None, study)
     if Path(location).exists():
-        knowledge, _ = FrontierStudy(search_lattice(search), study, location).load()
-        if knowledge.complete:
-            return study_truth(study, search)
+        lattice = search_lattice(search)
+        knowledge, _ = FrontierStudy(lattice, study, location).load()
+        if knowledge.complete and not knowledge.conflicts:
+            return lattice, knowledge.status.copy()
     command = [sys.executable, "-m", "tasnet_sweep", "-m", f"search={search}", "tracking=none",
                "compiler=estimate", f"search.study_name={study}", *overrides]
     print(f"searching {study} on the estimate backend first: {' '.join(command[2:])}",
