@@ -310,7 +310,12 @@ def _positive(problems, key, value):
 
 def _one_of(problems, key, value, accepted):
     if value not in accepted:
-        problems.append(f"{key}={value!r} is invalid: expected one of {', '.join(accepted)}")
+        hint = ""
+        if value in ("True", "False"):  # a string field given YAML's unquoted on/off/yes/no
+            hint = (f" (YAML reads an unquoted off/no/on/yes as a boolean: quote the word, "
+                    f"e.g. {key.rsplit('.', 1)[-1]}: '{accepted[-1]}')")
+        problems.append(f"{key}={value!r} is invalid: expected one of "
+                        f"{', '.join(accepted)}{hint}")
         return False
     return True
 

@@ -201,6 +201,17 @@ def test_bad_har_dir_and_bad_option_are_one_line_errors(sdk, tmp_path):
         "runtime.sdk_compare='maybe' is invalid: expected one of auto, off"]
 
 
+def test_an_unquoted_yaml_off_is_named_as_such():
+    """YAML reads ``sdk_compare: off`` as a boolean, which the str field turns into 'False'."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.merge(compose_cfg(), OmegaConf.create("runtime:\n  sdk_compare: off\n"))
+    assert cfg.runtime.sdk_compare == "False"
+    assert validate(cfg) == [
+        "runtime.sdk_compare='False' is invalid: expected one of auto, off (YAML reads an "
+        "unquoted off/no/on/yes as a boolean: quote the word, e.g. sdk_compare: 'off')"]
+
+
 def test_the_double_checks_context_layout_and_state(trial_dir, sdk):
     from hailo_sdk_client import ClientRunner, InferenceContext
     from hailo_sdk_client.optimization_exceptions import BadInputsShape
