@@ -308,12 +308,16 @@ def _positive(problems, key, value):
     return True
 
 
+_YAML_BOOLEAN_WORDS = ("off", "on", "no", "yes", "false", "true")
+
+
 def _one_of(problems, key, value, accepted):
     if value not in accepted:
         hint = ""
         if value in ("True", "False"):  # a string field given YAML's unquoted on/off/yes/no
+            word = next((a for a in accepted if a in _YAML_BOOLEAN_WORDS), accepted[-1])
             hint = (f" (YAML reads an unquoted off/no/on/yes as a boolean: quote the word, "
-                    f"e.g. {key.rsplit('.', 1)[-1]}: '{accepted[-1]}')")
+                    f"e.g. {key.rsplit('.', 1)[-1]}: '{word}')")
         problems.append(f"{key}={value!r} is invalid: expected one of "
                         f"{', '.join(accepted)}{hint}")
         return False
