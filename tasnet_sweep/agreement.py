@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import ConfigError
+from .resources import PUBLIC_OUTCOMES
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_TSV = REPO.parent / "shared" / "hailo" / "dfc_outcomes_public.tsv"
+DEFAULT_TSV = PUBLIC_OUTCOMES
 EXIT_INPUT = 2
 TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 PUBLIC_COLUMNS = ("case", "module", "layers", "in_chan", "out_chan", "latent_width", "time_len",
@@ -236,17 +236,14 @@ def build_graphs(specs, net_name: str = "net") -> dict:
 
 
 def _compose_all(override_lists):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from hydra import compose
 
-    from .cli import CONF_DIR
+    from .cli import config_search_path
     from .config import register_configs, validate
 
     register_configs()
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
     out = []
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with config_search_path(None, None):
         for overrides in override_lists:
             cfg = compose(config_name="config", overrides=list(overrides))
             problems = validate(cfg)
@@ -379,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
                                  description="Agreement of the offline estimate with recorded "
                                              "compile outcomes.")
     ap.add_argument("--tsv", default=str(DEFAULT_TSV),
-                    help="public outcomes TSV or a sweep's summary.tsv (default: %(default)s)")
+                    help="a sweep's summary.tsv or the public outcomes TSV (default: the real "
+                         "DFC 3.33.0 / hailo8 outcomes shipped in the package)")
     ap.add_argument("--hw", default="hailo8", help="hw profile name in conf/hw or a yaml path")
     ap.add_argument("--rows", action="store_true", help="also list every row's verdict")
     ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE",

@@ -10,8 +10,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from .cli import CONF_DIR, EXIT_CONFIG
+from .cli import EXIT_CONFIG
 from .config import ConfigError, register_configs
+from .resources import CONF_PKG
 
 log = logging.getLogger("tasnet_sweep")
 register_configs()
@@ -26,7 +27,7 @@ def run_paths(cfg) -> tuple[Path, Path]:
     return run_dir, run_dir / cfg.summary_name
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+@hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="config")
 def hydra_app(cfg) -> dict | None:
     from . import tracking, trial
 

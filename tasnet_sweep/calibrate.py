@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                                  description="Refit a hw profile's FITTED constants to recorded "
                                              "compile outcomes and write a new profile.")
     ap.add_argument("--tsv", default=str(DEFAULT_TSV),
-                    help="public outcomes TSV or a real sweep's summary.tsv (default: %(default)s)")
+                    help="a real sweep's summary.tsv or the public outcomes TSV (default: the "
+                         "real DFC 3.33.0 / hailo8 outcomes shipped in the package)")
     ap.add_argument("--out", required=True,
                     help="the profile to write, e.g. conf/hw/hailo8_cal.yaml")
     ap.add_argument("--base", default="hailo8", help="profile to start from (name or yaml path)")

@@ -8,11 +8,13 @@ line per problem before any directory exists.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 from pathlib import Path
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from .resources import CONF_DIR, CONF_PKG, group_options  # noqa: F401 (CONF_DIR: re-export)
+
 EXIT_CONFIG = 2
 #: hydra flags that only print information; they need no preflight
 _INFO_FLAGS = ("help", "hydra_help", "info", "shell_completion", "cfg", "resolve")
@@ -90,15 +92,36 @@ def calibration_problems(cfg) -> list[str]:
     return []
 
 
-def _search_keys_without_search(overrides: list[str], conf_dir: Path) -> str | None:
+def _search_keys_without_search(overrides: list[str]) -> str | None:
     """``search.<key>=...`` needs a search chosen first (Hydra would fail with an assertion)."""
     keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
     if not any(k.startswith("search.") for k in keys) or "search" in keys:
         return None
-    names = sorted(p.stem for p in (conf_dir / "search").glob("*.yaml"))
     first = next(k for k in keys if k.startswith("search."))
     return (f"{first} needs a search to set it in: add search=<name> (one of "
-            f"{', '.join(names)}) before it")
+            f"{', '.join(group_options('search'))}) before it")
+
+
+@contextlib.contextmanager
+def config_search_path(config_path: str | None, config_dir: str | None):
+    """Hydra's compose API on the search path the app itself will use: the package's configs
+    (or ``--config-path``) with ``--config-dir`` in front, as Hydra's ``_run_hydra`` builds it."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_automatic_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.config_search_path import SearchPathQuery
+
+    search_path = create_automatic_config_search_path(None, "tasnet_sweep.app",
+                                                      config_path or CONF_PKG)
+    if config_dir is not None:
+        search_path.prepend(provider="command-line", path=f"file://{Path(config_dir).resolve()}",
+                            anchor=SearchPathQuery(provider="schema"))
+    GlobalHydra.instance().clear()
+    Hydra.create_main_hydra2(task_name="tasnet_sweep", config_search_path=search_path)
+    try:
+        yield
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def sweep_job_problems(config_loader, config, jobs: list[list[str]], label: str) -> list[str]:
@@ -117,7 +140,7 @@ def sweep_job_problems(config_loader, config, jobs: list[list[str]], label: str)
 
 def preflight(argv: list[str]) -> list[str]:
     """Every problem in every job's config (empty list when all jobs are good to run)."""
-    from hydra import compose, initialize_config_dir
+    from hydra import compose
     from hydra._internal.utils import get_args_parser
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -127,19 +150,19 @@ def preflight(argv: list[str]) -> list[str]:
     args = get_args_parser().parse_args(argv)
     if any(getattr(args, flag, None) for flag in _INFO_FLAGS):
         return []
-    conf_dir = Path(args.config_dir).resolve() if args.config_dir else CONF_DIR
-    if args.config_path:
-        conf_dir = Path(args.config_path).resolve()
     register_configs()
     try:
         jobs = job_override_lists(args.overrides, args.multirun)
     except (HydraException, OmegaConfBaseException) as exc:
         return [describe_hydra_error(exc)]
-    stray = _search_keys_without_search(args.overrides, conf_dir)
+    stray = _search_keys_without_search(args.overrides)
     if stray:
         return [stray]
     by_problem: dict[str, list[list[str]]] = {}
-    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+    if args.config_dir is not None and not Path(args.config_dir).is_dir():
+        return [f"--config-dir {args.config_dir!r} is not a folder: expected a folder of config "
+                "groups, e.g. one holding hw/my_profile.yaml"]
+    with config_search_path(args.config_path, args.config_dir):
         for job in jobs:
             try:
                 cfg = compose(config_name=args.config_name or "config", overrides=job)

@@ -110,7 +110,7 @@ class CompilerConfig:
 @dataclass
 class HwConfig:
     """A hardware profile for the offline estimate; conf/hw/<arch>.yaml says where each number
-    came from (the README's hardware table, FITTED to recorded outcomes, or GUESSED)."""
+    came from (public Hailo facts, FITTED to recorded outcomes, or GUESSED)."""
 
     arch: str = "hailo8"
     clusters: int = 8

@@ -20,7 +20,7 @@ from pathlib import Path
 import hydra
 import numpy as np
 
-from .cli import CONF_DIR
+from .resources import CONF_PKG
 from .config import register_configs
 
 PROG = "tasnet_sweep.quant_estimate"
@@ -81,7 +81,7 @@ def sdk_line(sdk: dict) -> str:
     return text + (f"; check {', '.join(odd)} in quant_estimate.json" if odd else "")
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+@hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="config")
 def quant_app(cfg) -> None:
     from .runtime.entry import user_errors
 
@@ -92,4 +92,5 @@ def quant_app(cfg) -> None:
 if __name__ == "__main__":
     from .runtime.entry import main
 
-    sys.exit(main(PROG, quant_app))
+    sys.exit(main(PROG, quant_app, about="SNR per source of an int8 emulation of the plan "
+                  "against float, written to runtime.output_dir/quant_estimate.json"))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import hydra
 
-from .cli import CONF_DIR
+from .resources import CONF_PKG
 from .config import ConfigError, register_configs
 
 PROG = "tasnet_sweep.separate"
@@ -111,7 +111,7 @@ def run_separate(cfg) -> dict:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+@hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="config")
 def separate_app(cfg) -> None:
     from .runtime.entry import user_errors
 
@@ -122,4 +122,5 @@ def separate_app(cfg) -> None:
 if __name__ == "__main__":
     from .runtime.entry import main
 
-    sys.exit(main(PROG, separate_app))
+    sys.exit(main(PROG, separate_app, about="a mixture (runtime.input=FILE.wav) through the "
+                  "deployment plan, one .wav per source into runtime.output_dir"))

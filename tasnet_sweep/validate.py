@@ -17,7 +17,7 @@ from pathlib import Path
 import hydra
 import numpy as np
 
-from .cli import CONF_DIR
+from .resources import CONF_PKG
 from .config import register_configs
 
 PROG = "tasnet_sweep.validate"
@@ -127,7 +127,7 @@ def run_validate(cfg) -> dict:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+@hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="config")
 def validate_app(cfg) -> None:
     from .runtime.entry import user_errors
 
@@ -138,4 +138,6 @@ def validate_app(cfg) -> None:
 if __name__ == "__main__":
     from .runtime.entry import main
 
-    sys.exit(main(PROG, validate_app))
+    sys.exit(main(PROG, validate_app, about="parity and latency of every unit and of the "
+                  "stitched chain against PyTorch (runtime=hailort runtime.hef_dir=DIR on the "
+                  "target)"))

@@ -90,7 +90,13 @@ def _assert_rejected(done: subprocess.CompletedProcess, words: list[str], cwd: P
     assert not list(cwd.glob("multirun")) and not list(cwd.rglob("result.json"))
 
 
-@pytest.mark.parametrize("args,words", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+#: the cases the fast tier runs (one subprocess each); the slow tier runs every case
+FAST_CASES = {"zero_channels", "unknown_hw_group", "path_traversal_run_tag", "bad_point_in_grid"}
+
+
+@pytest.mark.parametrize("args,words", [
+    pytest.param(*c[1:], id=c[0], marks=() if c[0] in FAST_CASES else pytest.mark.slow)
+    for c in CASES])
 def test_bad_override_or_file_is_one_line_exit_2_and_writes_nothing(tmp_path, args, words):
     _bad_files(tmp_path)
     flags = [a for a in args if a == "-m"]  # Hydra's flags go before the overrides
@@ -101,8 +107,10 @@ def test_bad_override_or_file_is_one_line_exit_2_and_writes_nothing(tmp_path, ar
 
 def test_the_corpus_is_large_enough():
     assert len(CASES) + 2 >= 25  # + the two separate cases below
+    assert FAST_CASES <= {c[0] for c in CASES}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wav,words", [
     ("garbage.wav", ["garbage.wav", "expected a .wav file"]),
     ("missing.wav", ["missing.wav", "expected a .wav file"]),
@@ -121,6 +129,7 @@ def _rows(summary: Path) -> list[dict]:
         return list(csv.DictReader(f, delimiter="\t"))
 
 
+@pytest.mark.slow
 def test_a_corrupted_cache_entry_is_recomputed_not_trusted(tmp_path):
     cache = tmp_path / "cache"
     args = [*SMALL, "unit=encoder", f"compiler.cache_dir={cache}", "tracking=none",

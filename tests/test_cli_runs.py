@@ -2,11 +2,14 @@
 
 import json
 
+import pytest
+
 from tasnet_sweep.report.tsv import read_rows
 
 from conftest import SMALL, run_cli
 
 
+@pytest.mark.slow
 def test_multirun_over_bn_writes_three_rows_with_params(tmp_path):
     proc = run_cli(["-m", "model.bn=32,48,64", *[s for s in SMALL if "model.bn" not in s],
                     "hydra.sweep.dir=sweep"], tmp_path)

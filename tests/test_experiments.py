@@ -10,7 +10,7 @@ from tasnet_sweep.report.experiment import write_report
 from tasnet_sweep.report.next_knob import next_knob
 from tasnet_sweep.report.tsv import format_rows, read_rows
 
-from conftest import run_cli
+from conftest import compose_cfg, run_cli
 
 
 def test_ramp_walks_each_step_on_top_of_the_last_values():
@@ -120,6 +120,21 @@ def test_report_names_the_replay_source(tmp_path):
     assert "PASS: 1/1 compiled" in text
 
 
+def test_the_report_callback_writes_the_report_when_the_multirun_ends(tmp_path, caplog):
+    from tasnet_sweep.report.callback import ExperimentReport
+
+    cfg = compose_cfg("+experiment=module_gate", f"hydra.sweep.dir={tmp_path}",
+                      return_hydra_config=True)
+    report = ExperimentReport("module_gate")
+    report.on_multirun_end(cfg)  # nothing ran: no summary, no report, one warning
+    assert not (tmp_path / "report.md").exists()
+    assert any("no report written" in r.message for r in caplog.records)
+    _write_summary(tmp_path / cfg.summary_name, [_row(hef_success="true", evidence="estimate")])
+    report.on_multirun_end(cfg)
+    assert "PASS: 1/1 compiled" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.slow
 def test_ladder_experiment_stops_at_the_first_failure_and_reports_it(tmp_path):
     """prefix_ramp over replayed outcomes: rung 3 fails, so rungs 4-7 never run."""
     recorded = tmp_path / "recorded.tsv"

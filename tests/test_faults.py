@@ -14,17 +14,25 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SMALL
+from conftest import REPO, SMALL, compose_cfg
 
 DOUBLES = Path(__file__).resolve().parent / "doubles"
 WIDTHS = (16, 24)  # two encoder configs per sweep: the first misbehaves, the second is fine
-BASE = [*SMALL, "unit=encoder", "compiler=hailo_dfc", "compiler.timeout_s=3",
+#: a budget no good compile of these tiny units comes near, even on a loaded machine
+GENEROUS_TIMEOUT_S = 600
+#: the hang case only: the double blocks in compile until it is killed, and this budget ends it
+#: (reaching compile takes the double about a second on an idle machine)
+HANG_TIMEOUT_S = 20
+BASE = [*SMALL, "unit=encoder", "compiler=hailo_dfc", f"compiler.timeout_s={GENEROUS_TIMEOUT_S}",
         "compiler.calibration.count=2", "tracking=none"]
+
+
+#: the sweep's log and errors on one pipe, read line by line while it runs
+LOG_TO_STDOUT = {"stderr": subprocess.STDOUT}
 
 
 def _env(tmp_path: Path, **double) -> dict:
@@ -38,8 +46,9 @@ def _env(tmp_path: Path, **double) -> dict:
 
 
 def _cli(args, cwd, env, **kw):
+    kw.setdefault("stderr", subprocess.PIPE)
     return subprocess.Popen([sys.executable, "-m", "tasnet_sweep", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+                            stdout=subprocess.PIPE, text=True, **kw)
 
 
 def _rows(summary: Path) -> list[dict]:
@@ -51,12 +60,24 @@ def _net(width: int) -> str:
     return f"encoder_N{width}_B16_H32_X2R1_T800"
 
 
+def _wait_for_trials(proc: subprocess.Popen, n: int) -> list[str]:
+    """Read the sweep's log until ``n`` trials have reported their one-line result (each is
+    logged after its result.json is written); the lines read so far."""
+    seen: list[str] = []
+    for line in proc.stdout:
+        seen.append(line)
+        if sum(" -> " in ln and "evidence=" in ln for ln in seen) >= n:
+            return seen
+    raise AssertionError(f"the sweep ended before {n} trials: {''.join(seen)[-3000:]}")
+
+
 def _calls(tmp_path: Path, method: str) -> list[dict]:
     log = tmp_path / "calls.jsonl"
     lines = log.read_text().splitlines() if log.exists() else []
     return [c for c in map(json.loads, lines) if c["method"] == method]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("double,family,exception", [
     ({"HAILO_DOUBLE_HANG": "compile"}, "timeout", None),
     ({"HAILO_DOUBLE_CRASH": "optimize:segv"}, "crash", "SIGSEGV"),
@@ -69,10 +90,14 @@ def test_a_bad_compile_is_a_failed_trial_and_the_sweep_goes_on(tmp_path, double,
                                                                exception):
     env = _env(tmp_path, HAILO_DOUBLE_ONLY_NETS=_net(WIDTHS[0]), **double)
     sweep = tmp_path / "sweep"
-    widths = ",".join(map(str, WIDTHS))
-    proc = _cli(["-m", *BASE, f"model.n_filters={widths}", f"hydra.sweep.dir={sweep}",
-                 f"compiler.cache_dir={tmp_path / 'cache'}"], tmp_path, env)
-    out, err = proc.communicate(timeout=300)
+    # the ladder sweeper runs the bad config, then the good one; only a hang gets a short budget
+    bad_budget = HANG_TIMEOUT_S if "HAILO_DOUBLE_HANG" in double else GENEROUS_TIMEOUT_S
+    rungs = (f'[["model.n_filters={WIDTHS[0]}","compiler.timeout_s={bad_budget}"],'
+             f'["model.n_filters={WIDTHS[1]}"]]')
+    proc = _cli(["-m", *BASE, "hydra/sweeper=ladder", f"hydra.sweeper.rungs={rungs}",
+                 f"hydra.sweep.dir={sweep}", f"compiler.cache_dir={tmp_path / 'cache'}"],
+                tmp_path, env)
+    out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
     rows = {int(r["n_filters"]): r for r in _rows(sweep / "summary.tsv")}
     assert sorted(rows) == list(WIDTHS)
@@ -90,6 +115,7 @@ def test_a_bad_compile_is_a_failed_trial_and_the_sweep_goes_on(tmp_path, double,
             Path(f"/proc/{sleeper}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_with_sigkill_loses_no_trial_and_recompiles_nothing(tmp_path):
     widths = (16, 24, 32, 40, 48, 56)
     env = _env(tmp_path)
@@ -97,17 +123,13 @@ def test_a_sweep_killed_with_sigkill_loses_no_trial_and_recompiles_nothing(tmp_p
     first = tmp_path / "first"
     args = ["-m", *BASE, f"model.n_filters={','.join(map(str, widths))}",
             f"compiler.cache_dir={cache}"]
-    proc = _cli([*args, f"hydra.sweep.dir={first}"], tmp_path, env)
-    deadline = time.monotonic() + 240
-    while len(list(first.glob("*/result.json"))) < 2 and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        time.sleep(0.05)
+    proc = _cli([*args, f"hydra.sweep.dir={first}"], tmp_path, env, **LOG_TO_STDOUT)
+    _wait_for_trials(proc, 2)
     proc.send_signal(signal.SIGKILL)  # the sweep process, mid-way through the grid
     proc.communicate()
     finished = {json.loads(p.read_text())["knobs"]["n_filters"]
                 for p in first.glob("*/result.json")}
     assert 2 <= len(finished) < len(widths), finished
-    time.sleep(0.5)  # an orphaned compile child may still finish its own files
 
     # no torn row: the summary (rebuilt or appended) has exactly the finished trials
     done = subprocess.run([sys.executable, "-m", "tasnet_sweep.rebuild_summary", str(first)],
@@ -134,14 +156,15 @@ def test_a_sweep_killed_with_sigkill_loses_no_trial_and_recompiles_nothing(tmp_p
 
 
 def test_rebuild_summary_drops_a_torn_row_and_a_half_written_result(tmp_path):
+    from tasnet_sweep import trial
+
     sweep = tmp_path / "sweep"
     env = _env(tmp_path)
-    proc = _cli(["-m", *SMALL, "unit=encoder", "model.n_filters=16,24", "tracking=none",
-                 f"hydra.sweep.dir={sweep}", f"compiler.cache_dir={tmp_path / 'cache'}"],
-                tmp_path, env)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-3000:]
     summary = sweep / "summary.tsv"
+    for job, width in enumerate(WIDTHS):  # two trials of one sweep, in this process
+        cfg = compose_cfg(*SMALL, "unit=encoder", f"model.n_filters={width}", "tracking=none",
+                          f"compiler.cache_dir={tmp_path / 'cache'}")
+        trial.run(cfg, sweep / f"{job}_{cfg.run_tag}", summary)
     good = summary.read_text()
     # a torn last row (a writer cut off mid-line) and a trial cut off mid-result
     summary.write_text(good + "encoder\t2\t1")
@@ -160,6 +183,7 @@ def test_rebuild_summary_drops_a_torn_row_and_a_half_written_result(tmp_path):
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_frontier_search_killed_mid_way_resumes_without_recompiling(tmp_path):
     """The study keeps what was recorded; a trial that finished but was not recorded yet is
     answered from the trial cache; the killed worker's claims do not block the re-run."""
@@ -174,11 +198,8 @@ def test_a_frontier_search_killed_mid_way_resumes_without_recompiling(tmp_path):
             "model.time_len=4000,8000,16000", "tracking=none",
             f"compiler.cache_dir={tmp_path / 'cache'}"]
     first = tmp_path / "first"
-    proc = _cli([*args, f"hydra.sweep.dir={first}"], tmp_path, env)
-    deadline = time.monotonic() + 240
-    while not list(first.glob("*/result.json")) and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        time.sleep(0.05)
+    proc = _cli([*args, f"hydra.sweep.dir={first}"], tmp_path, env, **LOG_TO_STDOUT)
+    _wait_for_trials(proc, 1)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     finished = {(r["knobs"]["n_filters"], r["knobs"]["time_len"])

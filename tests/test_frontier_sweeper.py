@@ -27,6 +27,7 @@ def _job_dirs(sweep_dir):
     return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name[0].isdigit())
 
 
+@pytest.mark.slow
 def test_frontier_sweep_finds_the_frontier_then_resumes_with_zero_compiles(tmp_path):
     first = tmp_path / "first"
     proc = run_cli([*ARGS, f"hydra.sweep.dir={first}"], cwd=tmp_path)
@@ -84,6 +85,7 @@ def test_bad_search_settings_stop_with_one_line(tmp_path, override, words):
     assert not (tmp_path / "outputs" / "optuna").exists()
 
 
+@pytest.mark.slow
 def test_frontier_sweeper_needs_a_search_space(tmp_path):
     proc = run_cli(["-m", "hydra/sweeper=frontier", f"hydra.sweep.dir={tmp_path / 's'}"],
                    cwd=tmp_path)
@@ -94,6 +96,7 @@ def test_frontier_sweeper_needs_a_search_space(tmp_path):
 SEARCH_SPACES = sorted(p.stem for p in (REPO / "conf" / "search").glob("*.yaml"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SEARCH_SPACES)
 def test_every_shipped_search_space_runs_a_compile(tmp_path, name):
     """Knob names, values and fixed overrides of each conf/search/ file are valid: one real job

@@ -21,6 +21,8 @@ from tasnet_sweep.search.study import open_storage
 
 from conftest import REPO
 
+pytestmark = pytest.mark.slow  # subprocess workers and servers: the CI tier
+
 # a 2 x 3 lattice of encoder units (one Conv2d each, estimate backend)
 KNOBS = ["model.n_filters=64,128", "model.time_len=4000,8000,16000"]
 

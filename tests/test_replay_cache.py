@@ -1,7 +1,6 @@
 """Replay of recorded outcomes, and the content-addressed trial/compile caches."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -12,8 +11,8 @@ from tasnet_sweep.config import ConfigError
 
 from conftest import SMALL, compose_cfg
 
-PUBLIC_TSV = Path(__file__).resolve().parents[2] / "shared" / "hailo" / "dfc_outcomes_public.tsv"
-needs_public = pytest.mark.skipif(not PUBLIC_TSV.exists(), reason="../shared is not beside the repo")
+#: the public outcomes table shipped in the package, by the name compiler.replay_tsv takes
+PUBLIC_TSV = "public"
 
 
 class CountingBackend(base.CompileBackend):
@@ -103,10 +102,9 @@ def test_transient_failures_are_not_cached(tmp_path):
     assert CountingBackend.calls == ["crash", "crash"]
 
 
-@needs_public
 def test_replay_reproduces_the_public_outcomes(tmp_path):
-    common = ["compiler=replay", f"compiler.replay_tsv={PUBLIC_TSV}",
-              f"compiler.cache_dir={tmp_path / 'cache'}"]
+    # compiler=replay replays the public table shipped in the package unless told otherwise
+    common = ["compiler=replay", f"compiler.cache_dir={tmp_path / 'cache'}"]
     ok = trial.run(compose_cfg(*common, "unit=source_projector", "model.n_filters=64",
                                "model.skip=64", "unit.width=256"), tmp_path / "ok")
     assert ok["summary"]["verdict"] == "pass" and ok["summary"]["evidence"] == "replay"
@@ -121,7 +119,7 @@ def test_replay_reproduces_the_public_outcomes(tmp_path):
     assert failure["exception_type"] == "BackendAllocatorException"
 
 
-@needs_public
+@pytest.mark.slow
 def test_replay_distinguishes_rows_by_width(tmp_path):
     common = ["compiler=replay", f"compiler.replay_tsv={PUBLIC_TSV}", "compiler.cache=false",
               "unit=source_projector", "model.n_filters=256", "model.skip=256"]
@@ -131,7 +129,6 @@ def test_replay_distinguishes_rows_by_width(tmp_path):
     assert verdicts == {512: "pass", 1024: "pass", 2000: "fail"}
 
 
-@needs_public
 def test_replay_without_a_recorded_row_stops_with_a_clear_error(tmp_path):
     cfg = compose_cfg("compiler=replay", f"compiler.replay_tsv={PUBLIC_TSV}",
                       "compiler.cache=false", "unit=masker_mask_head", *SMALL)

@@ -78,6 +78,7 @@ def plan_of(*overrides):
     return build_plan(cfg.model, cfg.tiling)
 
 
+@pytest.mark.slow
 def test_every_unit_runs_through_both_contexts_with_its_nhwc_input(trial_dir, sdk, tmp_path,
                                                                     capsys):
     res, out = estimate(tmp_path, f"runtime.har_dir={trial_dir}")
@@ -111,6 +112,7 @@ def test_every_unit_runs_through_both_contexts_with_its_nhwc_input(trial_dir, sd
     assert "DFC SDK_QUANTIZED vs SDK_NATIVE on" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_more_cpu_bits_move_our_figure_but_not_the_dfcs(trial_dir, sdk, tmp_path):
     res4, _ = estimate(tmp_path, f"runtime.har_dir={trial_dir}", "runtime.quant_bits=4")
     res12, _ = estimate(tmp_path, f"runtime.har_dir={trial_dir}", "runtime.quant_bits=12")
@@ -125,6 +127,7 @@ def test_more_cpu_bits_move_our_figure_but_not_the_dfcs(trial_dir, sdk, tmp_path
     assert min(gains) >= -1e-6 and sorted(gains)[len(gains) // 2] > 20
 
 
+@pytest.mark.slow
 def test_hars_from_other_weights_are_flagged(trial_dir, sdk, tmp_path, capsys):
     res, _ = estimate(tmp_path, f"runtime.har_dir={trial_dir}", "runtime.seed=7")
     units = res["sdk_quantized"]["units"]
@@ -133,6 +136,7 @@ def test_hars_from_other_weights_are_flagged(trial_dir, sdk, tmp_path, capsys):
     assert "; check " in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_dfc_up_to_3_25_loads_the_har_with_har_path(trial_dir, sdk, tmp_path, monkeypatch):
     monkeypatch.setenv("HAILO_DOUBLE_VERSION", "3.25.0")
     res, _ = estimate(tmp_path, f"runtime.har_dir={trial_dir}")
@@ -141,6 +145,7 @@ def test_dfc_up_to_3_25_loads_the_har_with_har_path(trial_dir, sdk, tmp_path, mo
     assert inits and all("har_path" in a and "har" not in a for a in inits)
 
 
+@pytest.mark.slow
 def test_an_sdk_failure_is_recorded_per_unit_not_raised(trial_dir, sdk, tmp_path, monkeypatch,
                                                         capsys):
     monkeypatch.setenv("HAILO_DOUBLE_FAIL", "infer:RuntimeError:emulator exploded")
@@ -152,6 +157,7 @@ def test_an_sdk_failure_is_recorded_per_unit_not_raised(trial_dir, sdk, tmp_path
     assert "none ran" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_partial_hars_compare_what_is_there(trial_dir, sdk, tmp_path):
     import shutil
 
@@ -166,6 +172,7 @@ def test_partial_hars_compare_what_is_there(trial_dir, sdk, tmp_path):
     assert sorted(cmp["missing_har"]) == sorted(set(plan_of().units) - set(keys[:2]))
 
 
+@pytest.mark.slow
 def test_without_the_sdk_the_json_says_unavailable(trial_dir, tmp_path):
     _forget_sdk()
     if importlib.util.find_spec("hailo_sdk_client") is not None:
@@ -212,6 +219,7 @@ def test_an_unquoted_yaml_off_is_named_as_such():
         "unquoted off/no/on/yes as a boolean: quote the word, e.g. sdk_compare: 'off')"]
 
 
+@pytest.mark.slow
 def test_the_double_checks_context_layout_and_state(trial_dir, sdk):
     from hailo_sdk_client import ClientRunner, InferenceContext
     from hailo_sdk_client.optimization_exceptions import BadInputsShape

@@ -286,6 +286,7 @@ def test_reports_name_the_certificate_and_the_largest_passing_config(tmp_path):
     assert len(written) == 3
 
 
+@pytest.mark.slow
 def test_a_prior_study_orders_the_queries_and_real_outcomes_override_it(tmp_path):
     lat = Lattice.from_spec(SPACE)
     real = random_oracle(lat, 21, generators=3)

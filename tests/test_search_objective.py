@@ -127,6 +127,7 @@ def test_the_sampler_never_proposes_outside_the_allowed_mask():
     assert FrontierSampler(lat).propose(k, 3, allowed=np.zeros(lat.shape, dtype=bool)) == []
 
 
+@pytest.mark.slow
 def test_frontier_sweep_on_the_macs_objective_end_to_end(tmp_path):
     args = ["-m", "hydra/sweeper=frontier", "search=encoder_width", "search.study_name=obj",
             "search.objective=macs", "model.n_filters=64,128,512", "model.time_len=4000,16000",

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import REPO, compose_cfg
@@ -83,6 +84,7 @@ def _cli(args, cwd):
                           env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_resamples_downmixes_or_refuses_in_one_line(tmp_path):
     mix = mixture(16000, 0.3)
     stereo = np.stack([mix, 0.5 * mix])
@@ -132,3 +134,31 @@ def test_float_and_pcm_wavs_round_trip(tmp_path):
         (tmp_path / f"{fmt}.wav").write_bytes(wav_bytes(x, 8000, fmt))
         y, rate = read_audio(tmp_path / f"{fmt}.wav")
         assert rate == 8000 and np.max(np.abs(y[0] - x)) <= tol
+
+
+def test_runtime_commands_refuse_multirun_and_bad_config_before_hydra_runs(capsys):
+    from tasnet_sweep.runtime.entry import main
+
+    ran = []
+    assert main("tasnet_sweep.separate", lambda: ran.append(1), ["-m", "model.bn=8,16"]) == 2
+    assert main("tasnet_sweep.separate", lambda: ran.append(1), ["model.bn=0"]) == 2
+    assert ran == []  # Hydra never started: nothing written
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("tasnet_sweep.separate: error: -m/--multirun is not supported")
+    assert err[1] == ("tasnet_sweep.separate: config error: model.bn=0 is invalid: expected a "
+                      "whole number >= 1")
+
+
+def test_user_errors_become_one_line_and_exit_code_2(capsys):
+    from tasnet_sweep.config import ConfigError
+    from tasnet_sweep.runtime.audio import AudioError
+    from tasnet_sweep.runtime.entry import user_errors
+
+    for exc in (ConfigError(["runtime.input is not set"]), AudioError("x.wav: not a wav"),
+                FileNotFoundError("no HEF for unit instance e0")):
+        with pytest.raises(SystemExit) as stop, user_errors("tasnet_sweep.validate"):
+            raise exc
+        assert stop.value.code == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    with pytest.raises(RuntimeError), user_errors("tasnet_sweep.validate"):
+        raise RuntimeError("a bug is not a user error: its traceback stays")

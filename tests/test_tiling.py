@@ -203,8 +203,9 @@ def test_bringup_one_block_stitched_onnxruntime_matches_torch(norm_overrides):
     _assert_bringup_parity(*ONE_BLOCK, *norm_overrides)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["gLN", "cLN"])
-def test_bringup_8x3_stitched_onnxruntime_matches_torch_SLOW(norm):
+def test_bringup_8x3_stitched_onnxruntime_matches_torch(norm):
     """SLOW (about 10-20 s each): all 24 blocks, 8 dilations, ~600 unit instances."""
     t0 = time.perf_counter()
     _assert_bringup_parity(f"model.norm={norm}")

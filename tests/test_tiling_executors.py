@@ -75,11 +75,16 @@ def test_double_rejects_what_hailort_rejects(hailo_platform, small):
                 configured.run([b], 1000)
 
 
+#: a run the HailoRT double reports as taking 50 ms, against a 10 ms budget (no real clock)
+SIMULATED_RUN_MS, SHORTER_BUDGET_MS = 50, 10
+
+
 def test_hailort_executor_surfaces_timeouts_and_missing_hefs(hailo_platform, small, tmp_path):
     _, plan, params, hef_dir = small
     wav = np.zeros(203, np.float32)
-    hailo_platform.slow_ms = 50
-    with HailortExecutor(plan, params, hef_dir, timeout_ms=10) as ex:
+    # simulated durations: the double compares them, no clock runs
+    hailo_platform.slow_ms = SIMULATED_RUN_MS
+    with HailortExecutor(plan, params, hef_dir, timeout_ms=SHORTER_BUDGET_MS) as ex:
         with pytest.raises(hailo_platform.HailoRTTimeout):
             separate(plan, params, ex, wav)
     hailo_platform.slow_ms = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 import subprocess
 from pathlib import Path
 
@@ -43,6 +44,7 @@ def _summary_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
+@pytest.mark.slow
 def test_multirun_logs_one_parent_and_a_child_per_trial_from_worker_processes(sweep):
     cwd, uri = sweep
     assert (cwd / "outputs" / "mlflow.db").is_file()
@@ -82,6 +84,7 @@ def test_multirun_logs_one_parent_and_a_child_per_trial_from_worker_processes(sw
     assert "summary.tsv" in {a.path for a in client.list_artifacts(parent.info.run_id)}
 
 
+@pytest.mark.slow
 def test_sync_of_a_level_sweep_adds_nothing(sweep):
     from tasnet_sweep.sync import sync
 
@@ -91,6 +94,7 @@ def test_sync_of_a_level_sweep_adds_nothing(sweep):
     assert len(_runs(uri)) == 4
 
 
+@pytest.mark.slow
 def test_compare_prints_the_trials_sorted_by_params_and_plots_them(sweep, capsys):
     from tasnet_sweep.compare import main
 
@@ -105,13 +109,42 @@ def test_compare_prints_the_trials_sorted_by_params_and_plots_them(sweep, capsys
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_single_run_is_a_plain_run_and_a_failure_is_reported_once_then_synced(
-        sweep, tmp_path, caplog):
+@pytest.fixture(scope="module")
+def store_uri(tmp_path_factory) -> str:
+    """One SQLite MLflow store for this module's in-process tests (a schema takes seconds)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+
+
+def test_compare_reads_single_trials_logged_in_process(store_uri, tmp_path, capsys):
+    """The fast tier's compare: three plain trial runs, no sweep and no subprocess."""
+    from tasnet_sweep import trial
+    from tasnet_sweep.compare import main
+    from tasnet_sweep.tracking import log_trial
+
+    small = [s for s in SMALL if not s.startswith("model.bn=")]
+    for bn in reversed(BNS):
+        cfg = compose_cfg(*small, f"model.bn={bn}", f"tracking.tracking_uri={store_uri}",
+                          "tracking.experiment=compare_in_process",
+                          f"compiler.cache_dir={tmp_path / 'cache'}")
+        run_dir = tmp_path / f"bn{bn}"
+        assert log_trial(cfg, trial.run(cfg, run_dir, run_dir / "summary.tsv"), run_dir)
+    png = tmp_path / "compare.png"
+    assert main(["--uri", store_uri, "--experiment", "compare_in_process", "--png",
+                 str(png)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:4] == ["sweep", "run_tag", "unit", "params"]
+    tags = [re.search(r"full_N32_B\d+_H32_X2R1_T800", line).group() for line in out[1:4]]
+    assert tags == [f"full_N32_B{b}_H32_X2R1_T800" for b in BNS]  # params grow with bn
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_single_run_is_a_plain_run_and_a_failure_is_reported_once_then_synced(store_uri,
+                                                                               tmp_path, caplog):
     from tasnet_sweep import trial
     from tasnet_sweep.sync import sync
     from tasnet_sweep.tracking import log_trial
 
-    _, uri = sweep
+    uri = store_uri
     cfg = compose_cfg(*SMALL, "unit=encoder", f"tracking.tracking_uri={uri}",
                       f"compiler.cache_dir={tmp_path / 'cache'}")
     result = trial.run(cfg, tmp_path / "one", tmp_path / "one" / "summary.tsv")

@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -21,24 +21,23 @@ from tasnet_sweep.sync import main as sync_main, sync
 
 BNS = (16, 24, 32)
 STARTUP_S = 150  # a loaded 2-core machine has taken ~50 s to bring the server up
+#: what the server prints once it accepts connections (uvicorn; gunicorn in older MLflow)
+READY_WORDS = ("Uvicorn running on", "Listening at")
 
-#: a Hydra callback the sweep loads from its cwd: it stops the server once job 0 has ended
+#: a Hydra callback the sweep loads from its cwd: it stops the server once job 0 has ended and
+#: waits for the server process itself to exit (a pidfd becomes readable when it does)
 STOP_HOOK = '''
-import os, signal, socket, time
+import os, select, signal
 from hydra.experimental.callback import Callback
 
 class StopServerAfterFirstJob(Callback):
     def on_job_end(self, config, job_return, **kwargs):
         if config.hydra.job.num != 0:
             return
+        pidfd = os.pidfd_open({pgid})
         os.killpg({pgid}, signal.SIGTERM)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", {port}), timeout=0.5).close()
-                time.sleep(0.2)
-            except OSError:
-                return
+        select.select([pidfd], [], [], 120)
+        os.close(pidfd)
 '''
 
 
@@ -61,33 +60,41 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        """Start the server and wait on its own output until it says it is listening."""
         self.port = _free_port()
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        log = open(self.root / f"server_{self.port}.log", "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", "1",
              "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
              "--artifacts-destination", str(self.root / "artifacts")],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        deadline = time.time() + STARTUP_S
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                pytest.skip(f"mlflow server exited with {self.proc.returncode} at start: "
-                            f"{(self.root / f'server_{self.port}.log').read_text()[-500:]}")
-            try:
-                urllib.request.urlopen(f"{self.url}/health", timeout=1).read()
-                return
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        pytest.skip(f"mlflow server did not answer on {self.url} within {STARTUP_S} s")
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            start_new_session=True)
+        ready, log_path = threading.Event(), self.root / f"server_{self.port}.log"
+
+        def copy_log() -> None:  # keeps draining the pipe for the server's whole life
+            with open(log_path, "w") as log:
+                for line in self.proc.stdout:
+                    log.write(line)
+                    log.flush()
+                    if f"127.0.0.1:{self.port}" in line and any(w in line for w in READY_WORDS):
+                        ready.set()
+            ready.set()  # the server exited: stop waiting
+
+        threading.Thread(target=copy_log, daemon=True).start()
+        if not ready.wait(STARTUP_S):
+            self.stop()
+            pytest.skip(f"mlflow server did not listen on {self.url} within {STARTUP_S} s")
+        if self.proc.poll() is not None:
+            pytest.skip(f"mlflow server exited with {self.proc.returncode} at start: "
+                        f"{log_path.read_text()[-500:]}")
+        urllib.request.urlopen(f"{self.url}/health", timeout=STARTUP_S).read()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
@@ -121,6 +128,7 @@ def _sweep_runs(uri: str, sweep_dir: Path):
     return client, parent, children
 
 
+@pytest.mark.slow
 def test_sweeps_log_to_a_server_and_sync_recovers_a_server_stopped_mid_sweep(server, tmp_path,
                                                                              capsys):
     # 1. the server is up for the whole sweep: everything is logged live
@@ -141,7 +149,7 @@ def test_sweeps_log_to_a_server_and_sync_recovers_a_server_stopped_mid_sweep(ser
     proc = _sweep(tmp_path, "cut", server.url,
                   "+hydra.callbacks.stop_server._target_=stop_server_hook.StopServerAfterFirstJob")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert server.proc.wait(timeout=30) is not None
+    assert server.proc.wait(timeout=120) is not None
     cut = tmp_path / "cut"
     with open(cut / "summary.tsv", newline="") as fh:
         assert len(list(csv.DictReader(fh, delimiter="\t"))) == 3

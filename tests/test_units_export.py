@@ -9,8 +9,14 @@ from tasnet_sweep.model.units import UNIT_NAMES, build_unit
 from conftest import SMALL, compose_cfg
 
 
-@pytest.mark.parametrize("decoder", ["convtranspose", "conv1x1_head"])
-@pytest.mark.parametrize("name", UNIT_NAMES)
+#: the units whose graph the decoder choice changes; the fast tier exports the others once
+DECODER_UNITS = {"full", "decoder", "decoder_pre", "decoder_head"}
+
+
+@pytest.mark.parametrize("name,decoder", [
+    pytest.param(name, decoder, marks=() if decoder == "convtranspose" or name in DECODER_UNITS
+                 else pytest.mark.slow)
+    for name in UNIT_NAMES for decoder in ("convtranspose", "conv1x1_head")])
 def test_every_unit_exports_passes_the_checker_and_matches_torch(tmp_path, name, decoder):
     cfg = compose_cfg(*SMALL, f"unit={name}", f"model.decoder={decoder}")
     unit = build_unit(cfg.model, cfg.unit)
@@ -57,6 +63,7 @@ def test_macs_of_a_pointwise_conv_are_cin_cout_width(tmp_path):
     assert export_unit(unit, tmp_path / "head.onnx").macs == 16 * 64 * 99
 
 
+@pytest.mark.slow
 def test_paper_model_onnx_matches_torch_at_16000_samples(tmp_path):
     cfg = compose_cfg()
     unit = build_unit(cfg.model, cfg.unit)

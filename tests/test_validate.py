@@ -83,10 +83,13 @@ def test_hailort_timeouts_missing_hefs_and_missing_dir(hailo_platform, hef_dir, 
     write_wav(tmp_path / "mix.wav", np.zeros(500, np.float32), 8000)
     common = (*SMALL, "runtime=hailort", f"runtime.input={tmp_path}/mix.wav",
               f"runtime.output_dir={tmp_path}/o")
-    hailo_platform.slow_ms = 50
+    # simulated durations: the double compares a 50 ms run with a 10 ms budget, no clock runs
+    simulated_run_ms, shorter_budget_ms = 50, 10
+    hailo_platform.slow_ms = simulated_run_ms
     for api in ("infer_model", "vstreams"):
         with pytest.raises(hailo_platform.HailoRTTimeout):
-            run_separate(compose_cfg(*common, f"runtime.hef_dir={hef_dir}", "runtime.timeout_ms=10",
+            run_separate(compose_cfg(*common, f"runtime.hef_dir={hef_dir}",
+                                     f"runtime.timeout_ms={shorter_budget_ms}",
                                      f"runtime.hailort_api={api}"))
     hailo_platform.slow_ms = 0
     (tmp_path / "empty").mkdir()

@@ -63,3 +63,22 @@ def test_main_exits_2_without_traceback_and_writes_nothing(tmp_path, monkeypatch
         "tasnet_sweep: config error: model.bn=0 is invalid: expected a whole number >= 1"]
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_config_dir_adds_a_users_own_options_to_the_shipped_ones(tmp_path):
+    from tasnet_sweep.resources import CONF_DIR
+
+    (tmp_path / "hw").mkdir()
+    mine = (CONF_DIR / "hw" / "hailo8.yaml").read_text().replace(
+        "layer_max_clusters:              2", "layer_max_clusters:              4")
+    (tmp_path / "hw" / "my_hailo8.yaml").write_text(mine)
+    assert preflight(["--config-dir", str(tmp_path), "hw=my_hailo8"]) == []
+    assert preflight(["--config-dir", str(tmp_path), "hw=hailo8l"]) == []  # shipped ones stay
+    unknown = preflight(["--config-dir", str(tmp_path), "hw=nope"])
+    assert len(unknown) == 1 and "my_hailo8" in unknown[0] and "hailo8l" in unknown[0]
+    assert "my_hailo8" not in preflight(["hw=nope"])[0]  # only when the folder is added
+
+
+def test_a_config_dir_that_is_not_a_folder_is_one_line(tmp_path):
+    problems = preflight(["--config-dir", str(tmp_path / "missing")])
+    assert len(problems) == 1 and "--config-dir" in problems[0] and "missing" in problems[0]

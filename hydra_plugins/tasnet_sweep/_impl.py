@@ -48,8 +48,9 @@ class FrontierSweeperImpl:
 
         search = self.config.get("search")
         if search is None:
-            options = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "conf"
-                                              / "search").glob("*.yaml"))
+            from tasnet_sweep.resources import group_options
+
+            options = group_options("search")
             _fail([f"hydra/sweeper=frontier needs search=<name>: expected one of "
                    f"{', '.join(options) or '(none in conf/search)'}"])
         knobs = dict(OmegaConf.to_container(search.knobs, resolve=True) or {})

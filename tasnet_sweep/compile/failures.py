@@ -2,8 +2,9 @@
 
 A failure is classified from the exception's class name and its text (the message plus, where the
 backend has it, the tail of the compiler log).  The rules are the Dataflow Compiler's own wording
-as public logs show it (see ../shared/hailo/README.md, "Errors, as the DFC words them"); the
-first rule that matches wins, so specific texts come before the generic fallbacks by class name.
+as public compile logs and tracebacks show it (hailo_model_zoo issues #113 and #136, user
+reports; the texts are listed in tests/test_failures.py); the first rule that matches wins, so
+specific texts come before the generic fallbacks by class name.
 """
 
 from __future__ import annotations
@@ -59,10 +60,10 @@ _LAYER_PATTERNS = tuple(re.compile(p) for p in (
     r"\bin (?:op|node)\s+(?P<layer>[A-Za-z_/][\w/.-]*)",
 ))
 
-# Layer-name stems -> layer family.  DFC names are ``<net>/<stem><k>``: the README documents
-# input_layer, conv, dw, deconv and output_layer; the other DFC stems are names seen in public HN
-# files and may be incomplete.  Errors that name an ONNX node (``/masker/blocks.0/Conv``) end in
-# the ONNX op type, so those are here too (lower case).
+# Layer-name stems -> layer family.  DFC names are ``<net>/<stem><k>``: public HN files and
+# logs show input_layer, conv, dw, deconv and output_layer; the other DFC stems are names seen
+# in public HN files and may be incomplete.  Errors that name an ONNX node
+# (``/masker/blocks.0/Conv``) end in the ONNX op type, so those are here too (lower case).
 _STEMS = {
     "input_layer": "input", "const_input": "input", "output_layer": "output",
     "conv": "conv", "dw": "dw", "deconv": "deconv", "convtranspose": "deconv",

@@ -1,10 +1,18 @@
 """The real Hailo Dataflow Compiler (``hailo_sdk_client``) as a compile backend.
 
-The DFC is driven exactly as ../shared/hailo/README.md documents it: ``ClientRunner(hw_arch)``
+The DFC is driven with the calls public Hailo code makes: ``ClientRunner(hw_arch)``
 -> ``translate_onnx_model`` (explicit start/end nodes, NCHW input shapes) -> ``save_har`` ->
 ``load_model_script`` -> ``optimize(calib)`` -> ``save_har`` -> ``compile()`` -> ``.hef`` ->
-``save_har``.  It runs in a child process in its own process group, so a wall-clock timeout can
-kill the compiler with everything it started, and a segfault or the OOM killer cannot take the
+``save_har``.  Checked against hailo-ai/hailo_model_zoo v2.18 (DFC 3.33): ``ClientRunner(
+hw_arch=...)`` in ``hailo_model_zoo/main_driver.py``; ``translate_onnx_model(path, name,
+start_node_names=..., end_node_names=...)`` in ``hailo_model_zoo/utils/parse_utils.py``;
+``load_model_script``, ``optimize``, ``hef = runner.compile()`` written to a file opened "wb",
+and ``save_har`` in ``hailo_model_zoo/core/main_utils.py``.  ``net_input_shapes=`` is not in
+the model zoo's call; it is taken from luxonis/modelconverter
+(``modelconverter/packages/hailo/exporter.py``).
+
+It runs in a child process in its own process group, so a wall-clock timeout can kill the
+compiler with everything it started, and a segfault or the OOM killer cannot take the
 sweep down.  Parent and child talk through files in the work dir: ``dfc_request.json`` (what to
 do), ``dfc_calib.npz`` (calibration arrays, no pickles; deleted afterwards) and
 ``dfc_state.json`` (stage progress, rewritten atomically after every step, so a crash still
@@ -301,7 +309,10 @@ def _stage_results(state: dict, log_bytes: bytes) -> list[StageResult]:
 
 
 def _log_metrics(text: str) -> dict:
-    """What a compile log says about the result (README: "A successful compile log runs ...")."""
+    """What a compile log says about the result.  A successful DFC 3.x log runs "Trying to
+    compile the network in a single context" -> ("Using Single-context flow" | "Using
+    Multi-context flow" -> "Found valid partition to N contexts") -> utilization tables ->
+    "Successful Mapping" -> "Successful Compilation" (public compile logs)."""
     metrics: dict = {}
     m = re.search(r"Found valid partition to (\d+) contexts", text)
     if m:

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from ..config import ConfigError
+from ..resources import PUBLIC_OUTCOMES
 from .base import STAGES, CompileBackend, CompileOutcome, CompileRequest, Failure, StageResult
 from .cache import file_digest
 
@@ -35,6 +36,8 @@ MATCH_COLUMNS = ("unit", "unit_op", "in_chan", "latent_width", "time_len", "hw_a
                  "skip_topology", "mask_mul", "decoder", "truncate_k_blocks",
                  "tiling", "tile_width", "channel_block")
 TRUE = {"true", "1", "yes", "pass"}
+#: ``compiler.replay_tsv=public``: the public outcomes table shipped in the package
+PUBLIC_NAME = "public"
 OPTIMIZE_FAMILIES = frozenset({"quantization", "calibration_shape"})
 
 
@@ -68,15 +71,22 @@ def _text(value) -> str:
     return str(value)
 
 
+def tsv_path(value) -> Path:
+    """``compiler.replay_tsv`` as a path: ``public`` names the table shipped in the package."""
+    return PUBLIC_OUTCOMES if str(value) == PUBLIC_NAME else Path(value)
+
+
 def check_tsv(path) -> Path:
     """The replay TSV's path if it exists and has outcome columns; else a ConfigError."""
     if not path:
         raise ConfigError(["compiler.replay_tsv is not set: expected the path of a TSV of "
-                           "recorded outcomes, e.g. compiler.replay_tsv=outputs/.../summary.tsv"])
-    path = Path(path)
+                           "recorded outcomes, e.g. compiler.replay_tsv=outputs/.../summary.tsv, "
+                           f"or {PUBLIC_NAME} for the public outcomes shipped in the package"])
+    path = tsv_path(path)
     if not path.is_file():
         raise ConfigError([f"compiler.replay_tsv={str(path)!r} does not exist: expected a TSV "
-                           "of recorded outcomes (a summary.tsv or the public outcomes table)"])
+                           f"of recorded outcomes (a summary.tsv) or {PUBLIC_NAME} (the public "
+                           "outcomes shipped in the package)"])
     with open(path, newline="") as f:
         header = next((ln for ln in f if not ln.startswith("#")), "")
     if "hef_success" not in header.rstrip("\n").split("\t"):
@@ -97,7 +107,7 @@ class ReplayBackend(CompileBackend):
     evidence = "replay"
 
     def __init__(self, compiler_cfg, hw_cfg):
-        self.path = Path(compiler_cfg.replay_tsv)
+        self.path = tsv_path(compiler_cfg.replay_tsv)
         self.rows = load_rows(self.path)
         self.missing = compiler_cfg.replay_missing
         self._compiler_cfg, self._hw_cfg = compiler_cfg, hw_cfg

@@ -12,10 +12,13 @@ QUIET_HYDRA = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging
                "hydra/hydra_logging=none"]
 
 
-def main(prog: str, hydra_fn, argv: list[str] | None = None) -> int:
+def main(prog: str, hydra_fn, argv: list[str] | None = None, about: str = "") -> int:
+    """Run a runtime command; ``about`` is the one line its ``--help`` opens with."""
     from ..cli import EXIT_CONFIG, preflight
 
     argv = sys.argv[1:] if argv is None else argv
+    if about and ("--help" in argv or "-h" in argv):
+        argv = [*argv, f"hydra.help.header='{prog}: {about}'", "hydra.help.footer=''"]
     if "-m" in argv or "--multirun" in argv:
         print(f"{prog}: error: -m/--multirun is not supported: run one input at a time",
               file=sys.stderr)

@@ -1,12 +1,14 @@
 """HailoRT 4.x's legacy InferVStreams path for one unit instance per HEF.
 
-The calls are the ones /work/shared/hailo/README.md lists: ``HEF(path)``,
+The calls follow HailoRT v4.23.0's own tutorial, hailo-ai/hailort
+``hailort/libhailort/bindings/python/platform/hailo_tutorials/notebooks/
+HRT_2_Infer_Pipeline_Inference_Tutorial.ipynb``: ``HEF(path)``,
 ``ConfigureParams.create_from_hef(hef, interface=HailoStreamInterface.PCIe)``,
 ``VDevice().configure(hef, params)[0]``, ``InputVStreamParams.make(ng, format_type=FLOAT32)``
-(and its output twin), ``InferVStreams(ng, in_p, out_p)`` with ``ng.activate(ng.create_params())``
-and ``pipe.infer({name: x_nhwc})``.  Beyond the README (from HailoRT's public Python API, not
-verified here): the input/output vstream names come from ``hef.get_input_vstream_infos()`` /
-``hef.get_output_vstream_infos()``, and ``infer`` takes and returns batched NHWC arrays.
+(and its output twin), ``InferVStreams(ng, in_p, out_p)`` with ``ng.activate(ng.create_params())``,
+``pipe.infer({name: x_nhwc})`` and the names from ``hef.get_input_vstream_infos()``; the
+signatures are in ``hailo_platform/pyhailort/pyhailort.py`` of the same tag.  ``infer`` takes
+and returns batched NHWC arrays.
 The vstreams path carries a batch axis, so all tiles of an instance go in one call.
 """
 
@@ -58,9 +60,8 @@ class VStreamsExecutor(Executor):
         n, c, rows, w = x.shape  # every (n, row) is a tile: the HEF's batch is tiles
         nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1), np.float32).reshape(
             n * rows, 1, w, c)
-        # No timeout here: the README shows none for InferVStreams or its vstream params, so
-        # HailoRT's own default applies and runtime.timeout_ms (kept in self.timeout_ms) is used
-        # by the InferModel path only.  Left as is until a documented timeout argument is known.
+        # No timeout passed here yet: HailoRT's own default applies, and runtime.timeout_ms (kept
+        # in self.timeout_ms) reaches the InferModel path only.
         with InferVStreams(ng, in_p, out_p) as pipe, ng.activate(ng.create_params()):
             y = pipe.infer({in_name: nhwc})[out_name]
         y = np.asarray(y, np.float32)  # [n * rows, 1, w_out, c_out]

@@ -15,9 +15,12 @@ Differences to keep in mind when reading the numbers: the DFC calibrated each un
 the user gave real data), while our ranges come from running calibration audio through the
 chain; the DFC's default precision is a8_w8 whatever ``runtime.quant_bits`` says.
 
-Only the calls /work/shared/hailo/README.md documents are used: ``ClientRunner(hw_arch=...,
-har=...)`` (``har_path=`` for DFC <= 3.25), ``runner.infer_context(InferenceContext.<ctx>)`` and
-``runner.infer(ctx, x_nhwc)``.  What ``infer`` returns for a one-output net is not documented;
+Only calls public Hailo code makes are used (hailo-ai/hailo_model_zoo v2.18):
+``ClientRunner(hw_arch=..., har=...)`` (``hailo_model_zoo/main_driver.py``; ``har_path=`` for
+DFC <= 3.25, as in Hailo-Application-Code-Examples' PointPillars notebook),
+``runner.infer_context(InferenceContext.<ctx>)`` (``main_driver.py``, ``utils/hw_utils.py``) and
+``runner.infer(ctx, x_nhwc)`` (``core/infer/runner_infer.py`` passes them as ``context=`` and
+``dataset=``).  What ``infer`` returns for a one-output net is not documented;
 an array is assumed, and a one-element list or dict is unwrapped.
 """
 
@@ -81,7 +84,7 @@ def _single_output(y) -> np.ndarray:
 
 
 def sdk_loader_keyword(version: str) -> str:
-    """``har_path`` for DFC <= 3.25 (README), ``har`` otherwise (and when unknown)."""
+    """``har_path`` for DFC <= 3.25, ``har`` otherwise (and when unknown); see the docstring."""
     m = re.match(r"(\d+)\.(\d+)", version or "")
     return "har_path" if m and (int(m.group(1)), int(m.group(2))) <= (3, 25) else "har"
 

@@ -136,7 +136,9 @@ class OrtExecutor(Executor):
 class HailortExecutor(Executor):
     """Each instance's ``<hef_dir>/<instance>.hef`` through HailoRT's InferModel API.
 
-    Follows /work/shared/hailo/README.md exactly: VDevice (round-robin scheduler),
+    Follows HailoRT v4.23.0's tutorial (hailo-ai/hailort, ``hailo_tutorials/notebooks/
+    HRT_0_Async_Inference_Tutorial.ipynb``; signatures in ``hailo_platform/pyhailort/
+    pyhailort.py``): VDevice (round-robin scheduler),
     create_infer_model, FLOAT32 input/output, bindings with C-contiguous NHWC buffers shaped
     ``im.input().shape`` (H, W, C without batch), ``configured.run([bindings], timeout_ms)``.
     One tile per run call: a HEF keeps batch 1.

@@ -24,7 +24,9 @@ from .profile import profile_from_node
 MODEL_VERSION = "estimate-model-1"
 TAG = "[estimate]"
 REPORT_NAME = "estimate_report.tsv"
-BOUNDARY_ROW_LIMIT = 64 * 1024  # README: a HailoRT firmware field limits one boundary row
+#: one boundary row (W x C bytes) must stay under this: a HailoRT firmware field, as public
+#: reports give it (not found in HailoRT's source)
+BOUNDARY_ROW_LIMIT = 64 * 1024
 
 
 def _get(node, key, default=None):

@@ -6,9 +6,10 @@ activation right after a conv whose output nothing else reads is fused into it, 
 does; every other activation, elementwise op, norm piece or shape op is a layer of its own.
 Constant sub-graphs (initializers, ``Constant``, Identity of a weight) are folded away.
 
-Layer names follow the DFC's ``<net>/<type><n>`` pattern.  The README confirms ``input_layer``,
-``conv``, ``dw``, ``deconv`` and ``output_layer``; the other type names here (``ew_add``,
-``reduce_mean``, ``feature_splitter``, ...) are our best reading of the HN types, not verified.
+Layer names follow the DFC's ``<net>/<type><n>`` pattern.  Public DFC logs and HN files show
+``input_layer``, ``conv``, ``dw``, ``deconv`` and ``output_layer``; the other type names here
+(``ew_add``, ``reduce_mean``, ``feature_splitter``, ...) are our best reading of the HN types,
+not verified.
 """
 
 from __future__ import annotations

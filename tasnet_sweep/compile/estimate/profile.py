@@ -1,9 +1,9 @@
 """Hardware profiles for the estimate: load one from the ``hw`` config node, a name in
 ``conf/hw`` or a yaml file, check it, and derive the totals the allocator works with.
 
-A profile's numbers come from the README's hardware table, are FITTED to recorded outcomes
-(``FITTED_FIELDS``; ``tasnet_sweep.calibrate`` refits them) or are GUESSED (listed in the
-profile's ``guessed`` field, and repeated in every estimate's log).
+A profile's numbers are PUBLIC Hailo facts (product pages, public compile logs), are FITTED to
+recorded outcomes (``FITTED_FIELDS``; ``tasnet_sweep.calibrate`` refits them) or are GUESSED
+(listed in the profile's ``guessed`` field, and repeated in every estimate's log).
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...config import HW_RANGES, ConfigError, HwConfig, validate_hw
+from ...resources import CONF_DIR
 
 #: the constants no datasheet gives; fitted to real outcomes, searched by calibrate
 FITTED_FIELDS = ("memory_unit_bytes", "layer_max_clusters", "aux_layer_memory_units")
 #: the FITTED constant that stands for a hypothesis rather than a size limit seen on both sides
 HYPOTHESIS_FIELDS = ("aux_layer_memory_units",)
 PROFILE_FIELDS = tuple(f.name for f in dataclasses.fields(HwConfig))
-CONF_HW_DIR = Path(__file__).resolve().parents[3] / "conf" / "hw"
+CONF_HW_DIR = CONF_DIR / "hw"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """A TEST DOUBLE of HailoRT's ``hailo_platform`` (InferModel API and the 4.x InferVStreams
 path), for tests.
 
-It follows the calls shown in /work/shared/hailo/README.md and nothing more.  A "HEF" here is
+It follows the calls HailoRT v4.23.0's public tutorials and ``pyhailort.py`` show (cited in
+``tasnet_sweep/tiling/executors.py`` and ``tasnet_sweep/runtime/hailort_vstreams.py``) and
+nothing more.  A "HEF" here is
 any file named ``<x>.hef``; the double computes the unit with onnxruntime on ``<x>.onnx`` beside
 it.  Like the real runtime it insists on FLOAT32 formats, C-contiguous float32 buffers shaped
 exactly ``im.input().shape`` (H, W, C, no batch) and a positive timeout; ``slow_ms`` lets a test

@@ -1,15 +1,15 @@
 """TEST DOUBLE: ``FakeClientRunner``, standing in for ``hailo_sdk_client.ClientRunner``.
 
-It is not a compiler.  It enforces what the README documents (state order, NCHW input shapes at
+It is not a compiler.  It enforces what public Hailo code shows (state order, NCHW input shapes at
 translate, NHWC float32 calibration at optimize, ``compile`` only after ``optimize``), prints
 the documented log lines, returns placeholder bytes from ``compile`` and records every call.
 
 Its HAR is a JSON file holding the translated ONNX and, once optimized, each input's calibrated
-|max|; ``ClientRunner(hw_arch=..., har=path)`` loads it (``har_path=`` for DFC <= 3.25, as the
-README says).  ``infer`` inside ``infer_context`` emulates the net numerically (see
-``_emulate``): it runs the ONNX with onnxruntime, and for SDK_QUANTIZED / SDK_BIT_EXACT rounds
-weights, input and output to an 8-bit grid.  That is a stand-in for the DFC's emulator, nothing
-like its real numerics.
+|max|; ``ClientRunner(hw_arch=..., har=path)`` loads it (``har_path=`` for DFC <= 3.25, as
+older public examples call it).  ``infer`` inside ``infer_context`` emulates the net
+numerically (see ``_emulate``): it runs the ONNX with onnxruntime, and for SDK_QUANTIZED /
+SDK_BIT_EXACT rounds weights, input and output to an 8-bit grid.  That is a stand-in for the
+DFC's emulator, nothing like its real numerics.
 
 Environment variables (all optional):
 - ``HAILO_DOUBLE_LOG``: append one JSON line per call (method, arguments, pid) to this file;
@@ -32,7 +32,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from .exposed_definitions import InferenceContext, States
@@ -82,10 +81,11 @@ def _misbehave(method: str) -> None:
         _, cls, message = fail.split(":", 2)
         raise EXCEPTIONS[cls](message)
     if os.environ.get("HAILO_DOUBLE_HANG") == method:
-        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        # block until killed, with a grandchild that does the same (it must go with the group)
+        sleeper = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
         _record("hang", sleeper_pid=sleeper.pid)
         while True:
-            time.sleep(1)
+            signal.pause()
     crash = os.environ.get("HAILO_DOUBLE_CRASH", "")
     if crash.startswith(method + ":"):
         how = crash.split(":", 1)[1]

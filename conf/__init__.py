@@ -1,0 +1,1 @@
+"""Hydra config package (pkg://tasnet_sweep.conf): one folder per config group."""
