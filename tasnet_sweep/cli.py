@@ -180,6 +180,10 @@ def preflight(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["doctor"]:  # tasnet-sweep doctor: python -m tasnet_sweep.doctor
+        from .doctor import main as doctor
+
+        return doctor(argv[1:])
     problems = preflight(argv)
     if problems:
         return _fail(problems)

@@ -77,6 +77,12 @@ class TilingConfig:
     tile_width: Optional[int] = None  # latent frames per tile
     channel_block: Optional[int] = None  # channels per block (blocked mode)
     host_ops: list[str] = field(default_factory=lambda: ["overlap_add"])
+    # with a compiler that writes HEFs: one HEF per distinct instance weights once every unit
+    # passes (a deployable plan); false: only each distinct unit, with its first instance's
+    instance_hefs: bool = True
+    # a plan needing more HEFs than this fails (family deploy_limit): with search.objective,
+    # the largest model whose plan a device can hold in K HEFs; null: no limit
+    max_hefs: Optional[int] = None
 
 
 @dataclass
@@ -125,6 +131,9 @@ class HwConfig:
     layer_max_clusters: int = 2  # FITTED
     aux_layer_memory_units: int = 64  # FITTED hypothesis
     macs_per_compute_unit_column: int = 4096  # GUESSED
+    max_configured_networks: int = 32  # HailoRT's core-op limit per VDevice
+    configure_ms: float = 20.0  # GUESSED: configuring one network group (a HEF) on the device
+    switch_ms: float = 1.0  # GUESSED: the scheduler moving from one network group to another
     guessed: list[str] = field(default_factory=list)  # fields with no source for this arch
     fitted_to: str = ""  # the outcomes the FITTED fields were fitted to
 
@@ -139,6 +148,7 @@ class RuntimeConfig:
     output_dir: str = "outputs/separated"  # source wavs, metrics and validation tables
     checkpoint: Optional[str] = None  # asteroid model.serialize() or ours; null: seeded weights
     seed: int = 0  # the random weights' seed when there is no checkpoint
+    random_weights: bool = False  # separate: run an untrained model on purpose (no checkpoint)
     onnx_dir: Optional[str] = None  # onnxruntime: <instance>.onnx files (null: built in memory)
     hef_dir: Optional[str] = None  # hailort: <instance>.hef files (required)
     hailort_api: str = "infer_model"  # infer_model (HailoRT 4.x/5.x) | vstreams (4.x legacy)
@@ -367,6 +377,9 @@ HW_RANGES = {
     "layer_max_clusters": (1, 64, True),
     "aux_layer_memory_units": (1, 1 << 20, True),
     "macs_per_compute_unit_column": (1, 1 << 30, True),
+    "max_configured_networks": (1, 1024, True),
+    "configure_ms": (0.0, 600000.0, False),
+    "switch_ms": (0.0, 600000.0, False),
 }
 
 
@@ -434,6 +447,8 @@ TILED_HOST_OPS = ("norm", "activation", "mask_mul", "overlap_add")
 def validate_tiling(m, t, problems: list[str]) -> None:
     """Tile width, channel block and host ops against the model they split."""
     frames = (m.time_len - m.kernel_size) // m.stride + 1
+    if t.max_hefs is not None:
+        _positive(problems, "tiling.max_hefs", t.max_hefs)
     if t.mode == "none":
         for key in ("tile_width", "channel_block"):
             if t[key] is not None:

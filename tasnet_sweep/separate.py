@@ -46,6 +46,17 @@ def load_mixture(cfg, model_rate: int) -> tuple:
     return mono, facts, {"read": read_s, "resample_in": time.perf_counter() - t0}
 
 
+def device_metrics(executor, audio_s: float) -> dict | None:
+    """HailoRT only: HEFs used, configure waves and network-group switches, also per second."""
+    waves = getattr(executor, "waves", None)
+    if waves is None:
+        return None
+    stats = waves.stats()
+    return {**stats, "n_hefs": executor.hefs_used(),
+            "per_audio_s": {k: stats[k] / audio_s for k in
+                            ("configures", "configure_waves", "network_group_switches")}}
+
+
 def run_separate(cfg) -> dict:
     """Separate ``runtime.input``; returns the metrics that were written."""
     from .atomic import write_json
@@ -54,6 +65,11 @@ def run_separate(cfg) -> dict:
     from .runtime.session import TimedExecutor, load_deployment, make_executor
 
     r = cfg.runtime
+    if not r.checkpoint and not r.random_weights:
+        raise ConfigError(["runtime.checkpoint is not set: an untrained model separates nothing; "
+                           "expected runtime.checkpoint=<asteroid model.serialize(), lightning "
+                           ".ckpt or tasnet_sweep checkpoint>, or runtime.random_weights=true to "
+                           "run untrained weights on purpose"])
     t0 = time.perf_counter()
     dep = load_deployment(cfg)
     setup_s = time.perf_counter() - t0
@@ -91,6 +107,7 @@ def run_separate(cfg) -> dict:
     metrics = {
         **facts, "runtime": r.name, "tiling": dep.plan.mode, "tile_width": dep.plan.tile_width,
         "channel_block": dep.plan.channel_block, "checkpoint": r.checkpoint,
+        "weights": dep.weights, "device": device_metrics(executor, audio_s),
         "model_sample_rate": dep.sample_rate, "output_sample_rate": out_rate,
         "output_format": r.output_format, "chunk_len": chunk, "overlap": r.overlap,
         "chunks": run["chunks"], "npu_calls": timed.calls, "outputs": paths,

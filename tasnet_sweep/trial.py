@@ -68,8 +68,10 @@ def run(cfg, run_dir: str | Path, summary_path: str | Path | None = None) -> dic
         record, outcome = _cached(cfg, backend, hw, run_dir)
         if record is None:
             record, outcome = _fresh(cfg, backend, hw, run_dir)
+    deploy = record.get("deploy") or _one_hef_deploy(cfg, outcome)
+    outcome = _within_deploy_limit(cfg, outcome, deploy)
     result = {"schema": RESULT_SCHEMA, "run_tag": cfg.run_tag, **record,
-              "knobs": knobs_of(cfg), "compile": outcome.as_dict()}
+              "knobs": knobs_of(cfg), "compile": outcome.as_dict(), "deploy": deploy}
     result["export"]["onnx_path"] = str(run_dir / record["onnx_name"])
     status = "ok"
     parity = result["export"].get("parity_max_abs")
@@ -87,6 +89,40 @@ def run(cfg, run_dir: str | Path, summary_path: str | Path | None = None) -> dic
     if summary_path is not None:
         append_row(summary_path, result["summary"])
     return result
+
+
+def _one_hef_deploy(cfg, outcome) -> dict:
+    """An untiled trial's graph is one HEF: configured once, nothing to switch between while
+    it runs chunk after chunk.  For the whole model the estimate's FPS bound gives a real-time
+    factor (an estimate, labelled so)."""
+    from .tiling.plan import SAMPLE_RATE
+
+    out = {"n_hefs": 1, "distinct_units": 1,
+           "max_configured_networks": int(cfg.hw.max_configured_networks),
+           "configure_waves_per_audio_s": 0.0, "configures_per_audio_s": 0.0,
+           "switches_per_audio_s": 0.0, "chunk_len": int(cfg.model.time_len),
+           "sample_rate": SAMPLE_RATE, "hefs": None}
+    fps = outcome.metrics.get("est_fps")
+    if fps and cfg.unit.name == "full" and outcome.evidence == "estimate":
+        out["est_device_rtf"] = SAMPLE_RATE / cfg.model.time_len / fps
+        out["est_device_note"] = "estimate: the whole model's FPS bound, one HEF, no switches"
+    return out
+
+
+def _within_deploy_limit(cfg, outcome, deploy: dict):
+    """``tiling.max_hefs``: a plan that compiles but needs more HEFs fails its compile stage
+    with family ``deploy_limit`` (more HEFs than a deployment may hold is not a result)."""
+    from .compile.base import Failure
+
+    limit, n = cfg.tiling.max_hefs, deploy["n_hefs"]
+    if limit is None or n <= limit or outcome.failure is not None:
+        return outcome
+    outcome.failure = Failure("deploy_limit", "compile", message=(
+        f"the plan needs {n} HEFs (one per distinct instance weights), more than "
+        f"tiling.max_hefs={limit}: fewer, larger units (a larger tiling.channel_block) or no "
+        "tiling need fewer"))
+    outcome.stage("compile").ok = False
+    return outcome
 
 
 def _caches(cfg):
@@ -206,8 +242,9 @@ def _tiled(cfg, backend, hw, run_dir: Path):
                    "parity_min_si_snr_db": plan["parity_min_si_snr_db"],
                    "parity_executor": plan["parity_executor"]},
         "onnx_name": "units",
-        "tiling": {k: v for k, v in plan.items() if k != "units"}
+        "tiling": {k: v for k, v in plan.items() if k not in ("units", "deploy")}
                   | {"units": [{k: v for k, v in u.items() if k != "compile"} for u in units]},
+        "deploy": plan["deploy"],
     }
     return record, outcome
 
@@ -254,6 +291,8 @@ def summary_row(cfg, result: dict, run_dir: Path, outcome) -> dict:
         "first_failing_layer": failure.layer if failure else None,
         "first_failing_layer_family": failure.layer_family if failure else None,
         "est_contexts": m.get("est_contexts"), "est_fps": m.get("est_fps"),
+        **{k: result["deploy"].get(k) for k in ("n_hefs", "configure_waves_per_audio_s",
+                                                "switches_per_audio_s", "est_device_rtf")},
         "cache_hit": outcome.cache_hit,
         "parity_max_abs": result["export"].get("parity_max_abs"), "status": result["status"],
         "seconds": round(result["seconds"], 3), "onnx_path": result["export"]["onnx_path"],

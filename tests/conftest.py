@@ -51,15 +51,20 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.Comp
                           capture_output=True, text=True, timeout=timeout)
 
 
+def _forget(package: str) -> None:
+    for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+        del sys.modules[name]
+
+
 @pytest.fixture
 def hailo_platform(monkeypatch):
-    """The test double of HailoRT's ``hailo_platform`` (tests/doubles), fresh for each test."""
-    monkeypatch.syspath_prepend(str(DOUBLES))
-    sys.modules.pop("hailo_platform", None)
-    import hailo_platform
+    """The test double of HailoRT's ``hailo_platform`` (tests/doubles), fresh for each test.
 
-    hailo_platform.RUN_LOG.clear()
-    hailo_platform.VSTREAM_LOG.clear()
-    hailo_platform.slow_ms = 0
-    yield hailo_platform
-    sys.modules.pop("hailo_platform", None)
+    Yields ``hailo_platform.pyhailort.pyhailort``, where the double keeps its exceptions and
+    its test state (RUN_LOG, VSTREAM_LOG, CONFIGURE_LOG, slow_ms, MAX_CORE_OPS, DEVICES)."""
+    monkeypatch.syspath_prepend(str(DOUBLES))
+    _forget("hailo_platform")
+    import hailo_platform.pyhailort.pyhailort as double
+
+    yield double
+    _forget("hailo_platform")

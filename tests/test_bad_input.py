@@ -119,7 +119,8 @@ def test_separate_rejects_an_unreadable_wav(tmp_path, wav, words):
     _bad_files(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}
     done = subprocess.run([sys.executable, "-m", "tasnet_sweep.separate", *SMALL,
-                           f"runtime.input={wav}"], cwd=tmp_path, env=env,
+                           f"runtime.input={wav}", "runtime.random_weights=true"],
+                          cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     _assert_rejected(done, words, tmp_path)
 

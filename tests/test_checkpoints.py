@@ -37,8 +37,13 @@ def asteroid_state(args, seed=0):
 
 
 def serialized(args=ARGS, state=None):
+    """What asteroid's ``BaseModel.serialize()`` returns: ``torch_version`` is
+    ``torch.__version__`` itself, a ``torch.torch_version.TorchVersion``, not a str."""
     return {"model_name": "ConvTasNet", "state_dict": state or asteroid_state(args),
-            "model_args": dict(args), "infos": {"software_versions": {"asteroid": "0.7.0"}}}
+            "model_args": dict(args),
+            "infos": {"software_versions": {"torch_version": torch.__version__,
+                                            "pytorch_lightning_version": "1.9.5",
+                                            "asteroid_version": "0.7.0"}}}
 
 
 def asteroid_forward(sd, a, wav):
@@ -138,3 +143,73 @@ def test_own_checkpoint_round_trip_keeps_output(tmp_path):
     wav = torch.randn(1, 1, 1, 300)
     with torch.no_grad():
         np.testing.assert_allclose(loaded(wav).numpy(), model(wav).numpy(), atol=1e-5)
+
+
+def test_asteroids_own_serialize_layout_loads_with_its_torch_version_object(tmp_path):
+    obj = serialized(ARGS)
+    assert type(obj["infos"]["software_versions"]["torch_version"]).__name__ == "TorchVersion"
+    torch.save(obj, tmp_path / "recipe.pth")  # as asteroid recipes save it
+    model, merged, ckpt = build_from_checkpoint(tmp_path / "recipe.pth", compose_cfg().model)
+    assert ckpt.source == "asteroid" and merged["n_filters"] == 16
+
+
+def _lightning(state, flat: bool):
+    """A pytorch-lightning checkpoint of an asteroid System: the model under ``model.``."""
+    conf = {"filterbank": {"n_filters": 16, "kernel_size": 8, "stride": 4},
+            "masknet": {"n_blocks": 2, "n_repeats": 2, "bn_chan": 8, "hid_chan": 12,
+                        "skip_chan": 6, "conv_kernel_size": 3, "norm_type": "gLN",
+                        "mask_act": "sigmoid"},
+            "data": {"n_src": 2, "sample_rate": 8000}, "optim": {"lr": 1e-3}}
+    if flat:
+        conf = {f"{section}/{k}": v for section, d in conf.items() for k, v in d.items()}
+    return {"epoch": 7, "global_step": 700, "pytorch-lightning_version": "1.9.5",
+            "state_dict": {**{f"model.{k}": v for k, v in state.items()},
+                           "loss_func.weight": torch.ones(1)},
+            ("hyper_parameters" if flat else "training_config"): conf}
+
+
+@pytest.mark.parametrize("flat", [False, True], ids=["training_config", "flat_hparams"])
+def test_a_lightning_checkpoint_of_an_asteroid_system_loads(tmp_path, flat):
+    args = {**ARGS, "encoder_activation": None}
+    state = asteroid_state(args)
+    torch.save(_lightning(state, flat), tmp_path / "epoch=7.ckpt")
+    model, merged, ckpt = build_from_checkpoint(tmp_path / "epoch=7.ckpt",
+                                                compose_cfg("model.time_len=400").model)
+    assert ckpt.source == "lightning" and ckpt.sample_rate == 8000
+    assert (merged["n_src"], merged["hidden"], merged["n_repeats"]) == (2, 12, 2)
+    wav = torch.randn(1, 1, 400, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ours = model(wav.reshape(1, 1, 1, -1))[0, :, 0]
+        ref = asteroid_forward(state, args, wav)
+    np.testing.assert_allclose(ours.numpy(), ref.numpy(), atol=1e-5)
+
+
+def test_a_lightning_checkpoint_without_the_models_config_is_one_line(tmp_path):
+    obj = _lightning(asteroid_state(ARGS), flat=False)
+    obj.pop("training_config")
+    torch.save(obj, tmp_path / "bare.ckpt")
+    with pytest.raises(CheckpointError, match="without the model's config"):
+        build_from_checkpoint(tmp_path / "bare.ckpt", compose_cfg().model)
+
+
+def test_separate_needs_a_checkpoint_or_random_weights_and_names_its_digest(tmp_path):
+    import hashlib
+
+    from tasnet_sweep.config import ConfigError
+    from tasnet_sweep.runtime.audio import write_wav
+    from tasnet_sweep.separate import run_separate
+
+    write_wav(tmp_path / "mix.wav", np.zeros(800, np.float32), 8000)
+    common = (f"runtime.input={tmp_path}/mix.wav", f"runtime.output_dir={tmp_path}/out",
+              "model.time_len=400")
+    with pytest.raises(ConfigError) as err:
+        run_separate(compose_cfg(*common))
+    assert "runtime.random_weights=true" in str(err.value) and "runtime.checkpoint" in str(
+        err.value)
+    torch.save(serialized(ARGS), tmp_path / "m.pth")
+    metrics = run_separate(compose_cfg(*common, f"runtime.checkpoint={tmp_path}/m.pth"))
+    digest = hashlib.sha256((tmp_path / "m.pth").read_bytes()).hexdigest()
+    assert metrics["weights"] == {"source": "asteroid", "path": f"{tmp_path}/m.pth",
+                                  "sha256": digest}
+    untrained = run_separate(compose_cfg(*common, "runtime.random_weights=true"))
+    assert untrained["weights"] == {"source": "random", "seed": 0}

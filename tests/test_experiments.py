@@ -77,6 +77,9 @@ def _row(**kw):
      "unit.width=100"),
     (_row(failure_family="allocator_timeout"), "compiler.allocator_timeout=60m"),
     (_row(failure_family="timeout"), "compiler.timeout_s=7200"),
+    (_row(failure_family="deploy_limit", tiling="blocked", channel_block="32"),
+     "tiling.channel_block=64"),
+    (_row(failure_family="deploy_limit", tiling="temporal"), "tiling=none"),
     (_row(failure_family="unknown", unit="encoder"), "model.time_len=8000"),
     (_row(hef_success="true"), "model.time_len=32000"),
 ])

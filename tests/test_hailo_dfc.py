@@ -100,18 +100,26 @@ def test_stages_run_in_documented_order_with_nchw_shapes_and_nhwc_calibration(un
     assert not list(work.glob(".*.tmp")) and not (work / "dfc_calib.npz").exists()
 
 
-@pytest.mark.slow
-def test_two_inputs_are_calibrated_by_input_layer_name(units, sdk, tmp_path):
-    outcome, unit, _ = compile_unit(units, tmp_path, "decoder_pre",
-                                    "compiler.calibration.count=3")
-    assert outcome.verdict == "pass"
+def test_two_inputs_are_calibrated_by_the_layer_names_the_parser_reports(units, sdk, tmp_path):
+    """The double numbers input layers from the last start node, and says which ONNX input each
+    stands for only in the HN: each layer must get its own input's data (1.0 vs 2.0 here)."""
+    unit, _ = units["decoder_pre"]
+    values = {name: float(k) for k, (name, _) in enumerate(unit.inputs, start=1)}
+    np.savez(tmp_path / "cal.npz", **{name: np.full((3, 1, s[3], s[1]), values[name], np.float32)
+                                      for name, s in unit.inputs})
+    outcome, unit, work = compile_unit(units, tmp_path, "decoder_pre",
+                                       "compiler.calibration.source=npz",
+                                       f"compiler.calibration.path={tmp_path / 'cal.npz'}")
+    assert outcome.verdict == "pass", outcome.failure
     calls = {c["method"]: c["args"] for c in sdk()}
+    assert "get_hn_model" in calls  # the names came from the parsed net
     assert calls["translate_onnx_model"]["start_node_names"] == ["input", "mask"]
     assert calls["translate_onnx_model"]["net_input_shapes"] == dict(
         (n, s) for n, s in unit.inputs)
-    assert calls["optimize"]["calib"] == {
-        f"tnet/input_layer{k}": {"array_shape": [3, 1, s[3], s[1]], "dtype": "float32"}
-        for k, (_, s) in enumerate(unit.inputs, start=1)}
+    har = json.loads((work / "quantized.har").read_text())
+    assert har["original"] == {"tnet/input_layer1": "mask", "tnet/input_layer2": "input"}
+    assert {layer: har["input_max_abs"][layer] for layer in har["original"]} == {
+        layer: values[onnx] for layer, onnx in har["original"].items()}
 
 
 @pytest.mark.slow

@@ -222,7 +222,7 @@ def test_an_unquoted_yaml_off_is_named_as_such():
 @pytest.mark.slow
 def test_the_double_checks_context_layout_and_state(trial_dir, sdk):
     from hailo_sdk_client import ClientRunner, InferenceContext
-    from hailo_sdk_client.optimization_exceptions import BadInputsShape
+    from hailo_model_optimization.acceleras.utils.acceleras_exceptions import BadInputsShape
 
     key = sorted(p.name for p in (trial_dir / "units").iterdir() if p.is_dir())[0]
     spec = plan_of().units[key]

@@ -20,6 +20,8 @@ from tasnet_sweep.separate import run_separate
 SMALL = ("model.n_filters=16", "model.bn=8", "model.hidden=16", "model.skip=8",
          "model.n_blocks=2", "model.n_repeats=1", "model.time_len=1000")
 TILED = ("tiling=blocked", "tiling.tile_width=40", "tiling.channel_block=8")
+#: these tests separate with seeded untrained weights, on purpose
+UNTRAINED = "runtime.random_weights=true"
 
 
 def mixture(rate=8000, seconds=0.6):
@@ -31,7 +33,8 @@ def mixture(rate=8000, seconds=0.6):
 def test_onnxruntime_tiled_matches_torch_model_and_writes_outputs(tmp_path):
     mix = mixture()
     write_wav(tmp_path / "mix.wav", mix, 8000, "float32")
-    cfg = compose_cfg(*SMALL, *TILED, "runtime=onnxruntime", f"runtime.input={tmp_path}/mix.wav",
+    cfg = compose_cfg(*SMALL, *TILED, UNTRAINED, "runtime=onnxruntime",
+                      f"runtime.input={tmp_path}/mix.wav",
                       f"runtime.output_dir={tmp_path}/out", "runtime.output_format=float32",
                       "runtime.chunk_len=0")
     metrics = run_separate(cfg)
@@ -56,6 +59,7 @@ def test_chunked_runs_agree_across_runtimes_and_cover_every_sample(tmp_path):
     for rt in ("torch", "onnxruntime"):
         cfg = compose_cfg(*SMALL, *TILED, "model.norm=cLN", f"runtime={rt}",
                           f"runtime.input={tmp_path}/mix.wav", "runtime.output_format=float32",
+                          UNTRAINED,
                           f"runtime.output_dir={tmp_path}/{rt}", "runtime.chunk_len=1500")
         assert run_separate(cfg)["chunks"] == len(chunk_spans(4000, 1500, 0.25)) > 2
         got[rt] = np.stack([read_audio(tmp_path / rt / f"mix_s{k}.wav")[0][0] for k in (1, 2)])
@@ -91,7 +95,7 @@ def test_cli_resamples_downmixes_or_refuses_in_one_line(tmp_path):
     (tmp_path / "st.wav").write_bytes(_stereo_wav(stereo, 16000))
     write_wav(tmp_path / "m16.wav", mix, 16000)
     (tmp_path / "bad.wav").write_bytes(b"RIFF0000WAVEnothing")
-    base = [*SMALL, f"runtime.output_dir={tmp_path}/out"]
+    base = [*SMALL, UNTRAINED, f"runtime.output_dir={tmp_path}/out"]
     cases = (([f"runtime.input={tmp_path}/m16.wav"], "runtime.resample=true"),
                          ([f"runtime.input={tmp_path}/st.wav", "runtime.resample=true"],
                           "runtime.downmix=true"),

@@ -42,7 +42,8 @@ def hef_dir(tmp_path):
 def test_separate_on_hailort_double_matches_torch(hailo_platform, hef_dir, tmp_path, api):
     mix = np.random.default_rng(0).standard_normal(900).astype(np.float32) * 0.3
     write_wav(tmp_path / "mix.wav", mix, 8000, "float32")
-    common = (*SMALL, f"runtime.input={tmp_path}/mix.wav", "runtime.output_format=float32")
+    common = (*SMALL, f"runtime.input={tmp_path}/mix.wav", "runtime.output_format=float32",
+              "runtime.random_weights=true")
     run_separate(compose_cfg(*common, "runtime=hailort", f"runtime.hef_dir={hef_dir}",
                              f"runtime.hailort_api={api}", f"runtime.output_dir={tmp_path}/h"))
     run_separate(compose_cfg(*common, "runtime=torch", f"runtime.output_dir={tmp_path}/t"))
@@ -82,7 +83,7 @@ def test_validate_writes_tables_and_metrics(hailo_platform, hef_dir, tmp_path):
 def test_hailort_timeouts_missing_hefs_and_missing_dir(hailo_platform, hef_dir, tmp_path):
     write_wav(tmp_path / "mix.wav", np.zeros(500, np.float32), 8000)
     common = (*SMALL, "runtime=hailort", f"runtime.input={tmp_path}/mix.wav",
-              f"runtime.output_dir={tmp_path}/o")
+              f"runtime.output_dir={tmp_path}/o", "runtime.random_weights=true")
     # simulated durations: the double compares a 50 ms run with a 10 ms budget, no clock runs
     simulated_run_ms, shorter_budget_ms = 50, 10
     hailo_platform.slow_ms = simulated_run_ms

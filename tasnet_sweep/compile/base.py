@@ -18,7 +18,7 @@ EVIDENCE_KINDS = ("real", "estimate", "replay", "inferred")
 FAILURE_FAMILIES = (
     "parse_unsupported_op", "quantization", "calibration_shape", "allocator_infeasible",
     "allocator_timeout", "memory_capacity", "reshape_failed", "unsupported_kernel",
-    "crash", "timeout", "missing_sdk", "script_error", "unknown",
+    "crash", "timeout", "missing_sdk", "script_error", "deploy_limit", "unknown",
 )
 
 
@@ -116,6 +116,8 @@ class CompileOutcome:
 class CompileBackend(abc.ABC):
     name: str = ""
     evidence: str = ""
+    #: the compile stage writes a deployable ``.hef`` (only the real compiler does)
+    writes_hef: bool = False
 
     @abc.abstractmethod
     def version(self) -> str:

@@ -200,6 +200,7 @@ class CachedBackend:
     def __init__(self, backend, cache: CompileCache, hw: dict):
         self.backend, self.cache, self.hw = backend, cache, hw
         self.name, self.evidence = backend.name, backend.evidence
+        self.writes_hef = getattr(backend, "writes_hef", False)
 
     def compile(self, request):
         return self.cache.compile(self.backend, request, self.hw)[0]

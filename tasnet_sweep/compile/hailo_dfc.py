@@ -111,6 +111,7 @@ def child_env() -> dict:
 class HailoDfcBackend(CompileBackend):
     name = "hailo_dfc"
     evidence = "real"
+    writes_hef = True
 
     def __init__(self, compiler_cfg, hw_cfg):
         import importlib.util
@@ -365,19 +366,40 @@ def _log_offset() -> int:
         return 0
 
 
-def _calib_argument(calib_path: str, net_name: str):
-    """``optimize``'s argument: the NHWC array for one input, else ``{"<net>/input_layer<k>"}``.
+def input_layer_names(runner, start_node_names: list[str]) -> dict[str, str]:
+    """ONNX input name -> the parsed net's input layer name.
 
-    Assumption (not stated by Hailo): the parser numbers input layers 1.. in the order of
-    ``start_node_names``, which is the order of the unit's inputs.
+    The names come from ``runner.get_hn_model().get_input_layers()``, as hailo_model_zoo v2.18
+    reads them (``hailo_model_zoo/core/main_utils.py``, ``core/infer/hw_infer_utils.py``).  Which
+    ONNX input each layer stands for is read from the layer's ``original_names`` in
+    ``runner.get_hn_dict()["layers"]`` (the HN field the model zoo's ``layer_splitter.py``
+    writes); only where the HN does not say is it taken by position, in start-node order.
     """
+    layers = [layer.name for layer in runner.get_hn_model().get_input_layers()]
+    if len(layers) != len(start_node_names):
+        raise RuntimeError(f"the parsed net has input layers {layers}, expected one per start "
+                           f"node {start_node_names}")
+    hn_layers = (runner.get_hn_dict() or {}).get("layers", {})
+    by_onnx: dict[str, str] = {}
+    for name in layers:
+        for original in hn_layers.get(name, {}).get("original_names") or []:
+            if original in start_node_names:
+                by_onnx[original] = name
+    if len(by_onnx) == len(start_node_names) and len(set(by_onnx.values())) == len(layers):
+        return by_onnx
+    return dict(zip(start_node_names, layers))
+
+
+def _calib_argument(calib_path: str, runner, start_node_names: list[str]):
+    """``optimize``'s argument: the NHWC array for one input, else ``{input layer: array}``."""
     import numpy as np
 
     with np.load(calib_path, allow_pickle=False) as npz:
         arrays = [npz[f"input_{k}"] for k in range(len(npz.files))]
     if len(arrays) == 1:
         return arrays[0]
-    return {f"{net_name}/input_layer{k}": a for k, a in enumerate(arrays, start=1)}
+    names = input_layer_names(runner, start_node_names)
+    return {names[onnx_name]: a for onnx_name, a in zip(start_node_names, arrays)}
 
 
 def _compile_in_child(req: dict, progress: _Progress) -> None:
@@ -399,7 +421,7 @@ def _compile_in_child(req: dict, progress: _Progress) -> None:
 
     rec = progress.begin("optimize")
     runner.load_model_script(req["model_script"])
-    runner.optimize(_calib_argument(req["calib_path"], req["net_name"]))
+    runner.optimize(_calib_argument(req["calib_path"], runner, req["start_node_names"]))
     runner.save_har(har["optimize"])
     progress.end(rec, True, har["optimize"])
 

@@ -1,7 +1,16 @@
-"""Checkpoints: asteroid's ConvTasNet (``model.serialize()`` dicts) and our own.
+"""Checkpoints: asteroid's ConvTasNet (``model.serialize()`` dicts), a pytorch-lightning
+``.ckpt`` of an asteroid training run, and our own.
 
-Both are read with ``torch.load(..., weights_only=True)``: tensors, dicts, lists, strings and
-numbers only, never arbitrary pickled objects.
+All are read with ``torch.load(..., weights_only=True)``: tensors, dicts, lists, strings and
+numbers only, never arbitrary pickled objects.  One class more is allowed, through
+``torch.serialization.safe_globals``: ``torch.torch_version.TorchVersion``, because asteroid's
+``serialize()`` stores ``infos.software_versions.torch_version = torch.__version__``, which is
+that class (asteroid/models/base_models.py), and ``weights_only`` refuses it otherwise.
+
+A lightning checkpoint of an asteroid ``System`` holds the model's weights under ``state_dict``
+with a ``model.`` prefix and the training config under ``training_config`` (asteroid's
+``System.on_save_checkpoint``) or ``hyper_parameters``: ``filterbank`` and ``masknet`` sections
+(nested, or flattened as ``filterbank/n_filters``), ``data.sample_rate``.
 
 asteroid 0.7 names (asteroid/masknn/convolutional.py TDConvNet + Conv1DBlock,
 asteroid/filterbanks/free_fb.py FreeFB, asteroid/masknn/norms.py GlobLN/ChanLN):
@@ -51,7 +60,7 @@ class CheckpointError(ValueError):
 class Checkpoint:
     """A checkpoint turned into our model's terms."""
 
-    source: str  # asteroid | tasnet_sweep
+    source: str  # asteroid | lightning | tasnet_sweep
     knobs: dict  # ARCH_KNOBS values
     state_dict: dict  # asteroid names already mapped onto ours (for the config's decoder)
     sample_rate: int | None = None
@@ -59,12 +68,33 @@ class Checkpoint:
     notes: list[str] = field(default_factory=list)
 
 
+def _allowed_globals():
+    """``weights_only`` plus the one class asteroid's checkpoints carry (see the docstring)."""
+    import contextlib
+
+    from torch.torch_version import TorchVersion
+
+    safe = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
+    return safe([TorchVersion]) if safe is not None else contextlib.nullcontext()
+
+
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _load_dict(path: Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"runtime.checkpoint={str(path)!r} does not exist: expected a "
                               "checkpoint file (asteroid model.serialize() or ours)")
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with _allowed_globals():
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickles with objects, truncated files, not a torch file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"runtime.checkpoint={str(path)!r} could not be read with "
@@ -89,7 +119,56 @@ def read_checkpoint(path: str | Path, decoder: str = "convtranspose") -> Checkpo
             state = _convert_decoder(state, args["decoder"], decoder)
         return Checkpoint(FORMAT, {k: args[k] for k in ARCH_KNOBS}, state,
                           obj.get("sample_rate"), obj.get("encoder_activation", "relu"))
+    if _is_lightning(obj):
+        ckpt = from_asteroid(lightning_to_serialized(obj, path), decoder)
+        ckpt.source = "lightning"
+        return ckpt
     return from_asteroid(obj, decoder)
+
+
+# ---- pytorch-lightning ------------------------------------------------------------------------
+LIGHTNING_PREFIX = "model."
+
+
+def _is_lightning(obj: dict) -> bool:
+    keys = list(obj["state_dict"])
+    return "model_args" not in obj and bool(keys) and any(
+        k.startswith(LIGHTNING_PREFIX) for k in keys) and (
+        "training_config" in obj or "hyper_parameters" in obj
+        or "pytorch-lightning_version" in obj)
+
+
+def _section(config: dict, name: str) -> dict:
+    """``config[name]`` nested, or the ``name/key`` (or ``name.key``) entries flattened."""
+    if isinstance(config.get(name), dict):
+        return dict(config[name])
+    out = {}
+    for key, value in config.items():
+        for sep in ("/", "."):
+            if isinstance(key, str) and key.startswith(name + sep):
+                out[key[len(name) + 1:]] = value
+    return out
+
+
+def lightning_to_serialized(obj: dict, path) -> dict:
+    """A lightning ``.ckpt`` of an asteroid System -> the ``serialize()`` layout."""
+    config = obj.get("training_config") or obj.get("hyper_parameters") or {}
+    if not isinstance(config, dict):
+        config = dict(config)
+    args = {**_section(config, "filterbank"), **_section(config, "masknet")}
+    if not args:
+        raise CheckpointError(f"runtime.checkpoint={str(path)!r} is a lightning checkpoint "
+                              "without the model's config: expected training_config or "
+                              "hyper_parameters with filterbank and masknet sections")
+    data = _section(config, "data")
+    args = {k: (None if v == "None" else v) for k, v in args.items()}  # asteroid's none_to_string
+    if "sample_rate" not in args and data.get("sample_rate"):
+        args["sample_rate"] = data["sample_rate"]
+    if "n_src" not in args and data.get("n_src"):
+        args["n_src"] = data["n_src"]
+    state = {k[len(LIGHTNING_PREFIX):]: v for k, v in obj["state_dict"].items()
+             if k.startswith(LIGHTNING_PREFIX)}
+    return {"model_name": "ConvTasNet", "model_args": args, "state_dict": state}
 
 
 # ---- asteroid -----------------------------------------------------------------------------------

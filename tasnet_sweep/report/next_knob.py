@@ -18,6 +18,8 @@ The rule, in order (the first failing row in run order decides; its layer family
 |                                                 | tiling.tile_width                                 |
 | allocator_timeout                               | compiler.allocator_timeout doubled                |
 | timeout, crash                                  | compiler.timeout_s doubled                        |
+| deploy_limit (more HEFs than tiling.max_hefs)   | tiling.channel_block doubled (fewer instances);   |
+|                                                 | temporal: tiling=none                             |
 | anything else                                   | halve the failing unit's width (model.time_len    |
 |                                                 | for waveform units, unit.width otherwise)         |
 | no failure                                      | scale up: double model.time_len (or               |
@@ -99,6 +101,12 @@ def next_knob(rows: list[dict], compiler: dict | None = None) -> NextKnob:
     if family == "allocator_timeout":
         return NextKnob(f"compiler.allocator_timeout={_seconds(compiler.get('allocator_timeout'))}",
                         f"{where}: the allocator ran out of time")
+    if family == "deploy_limit":
+        if (failing.get("tiling") or "none") == "blocked":
+            block = _int(failing, "channel_block", 64)
+            return NextKnob(f"tiling.channel_block={block * 2}",
+                            f"{where}: the plan needs too many HEFs; larger blocks need fewer")
+        return NextKnob("tiling=none", f"{where}: the plan needs too many HEFs; one graph is one")
     if family in ("timeout", "crash"):
         t = int(float(compiler.get("timeout_s") or 3600))
         return NextKnob(f"compiler.timeout_s={t * 2}", f"{where}: the compile did not finish")

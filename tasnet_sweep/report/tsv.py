@@ -23,7 +23,9 @@ SUMMARY_COLUMNS = (
     "in_chan", "out_chan", "latent_width", "params", "macs",
     "backend", "evidence", "hw_arch", "verdict", "har_success", "hef_success",
     "exception_type", "failure_family", "failure_head", "first_failing_layer",
-    "first_failing_layer_family", "est_contexts", "est_fps", "cache_hit",
+    "first_failing_layer_family", "est_contexts", "est_fps",
+    "n_hefs", "configure_waves_per_audio_s", "switches_per_audio_s", "est_device_rtf",
+    "cache_hit",
     "parity_max_abs", "status", "seconds",
     "onnx_path", "har_path", "hef_path", "result_path", "run_dir",
 )

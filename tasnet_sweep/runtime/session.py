@@ -18,6 +18,8 @@ class Deployment:
     params: dict
     sample_rate: int
     notes: list[str] = field(default_factory=list)
+    #: where the weights came from: {"source", "path", "sha256"} or {"source": "random", "seed"}
+    weights: dict = field(default_factory=dict)
 
 
 def load_deployment(cfg) -> Deployment:
@@ -25,7 +27,7 @@ def load_deployment(cfg) -> Deployment:
     import torch
     from omegaconf import OmegaConf
 
-    from ..model.checkpoints import CheckpointError, build_from_checkpoint
+    from ..model.checkpoints import CheckpointError, build_from_checkpoint, file_sha256
     from ..model.convtasnet import build_model
     from ..tiling.plan import build_plan
     from ..tiling.weights import model_params
@@ -37,6 +39,8 @@ def load_deployment(cfg) -> Deployment:
         except CheckpointError as exc:
             raise ConfigError([str(exc)]) from None
         notes += ckpt.notes
+        weights = {"source": ckpt.source, "path": str(cfg.runtime.checkpoint),
+                   "sha256": file_sha256(cfg.runtime.checkpoint)}
         if ckpt.sample_rate and int(ckpt.sample_rate) != rate:
             notes.append(f"sample rate {ckpt.sample_rate} Hz from the checkpoint (runtime."
                          f"sample_rate={rate} ignored)")
@@ -44,9 +48,10 @@ def load_deployment(cfg) -> Deployment:
     else:
         torch.manual_seed(cfg.runtime.seed)
         model = build_model(cfg.model)
+        weights = {"source": "random", "seed": int(cfg.runtime.seed)}
         model_cfg = {k: cfg.model[k] for k in cfg.model.keys()}
     plan = build_plan(OmegaConf.create(model_cfg), cfg.tiling)
-    return Deployment(model, model_cfg, plan, model_params(model), rate, notes)
+    return Deployment(model, model_cfg, plan, model_params(model), rate, notes, weights)
 
 
 class TimedExecutor:
@@ -87,8 +92,11 @@ def make_executor(cfg, plan, params):
     except ImportError:
         raise ConfigError(["runtime=hailort needs HailoRT's hailo_platform, which is not "
                            "installed: install Hailo's wheel, or use runtime=onnxruntime"]) from None
+    limit = int(cfg.hw.max_configured_networks)
     if r.hailort_api == "vstreams":
         from .hailort_vstreams import VStreamsExecutor
 
-        return VStreamsExecutor(plan, params, Path(r.hef_dir), timeout_ms=r.timeout_ms)
-    return HailortExecutor(plan, params, Path(r.hef_dir), timeout_ms=r.timeout_ms)
+        return VStreamsExecutor(plan, params, Path(r.hef_dir), timeout_ms=r.timeout_ms,
+                                max_configured=limit)
+    return HailortExecutor(plan, params, Path(r.hef_dir), timeout_ms=r.timeout_ms,
+                           max_configured=limit)

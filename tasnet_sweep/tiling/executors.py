@@ -54,11 +54,12 @@ class TorchExecutor(Executor):
         spec = self.spec(inst)
         w, b = self.weights(inst)
         w, b = torch.from_numpy(w), None if b is None else torch.from_numpy(b)
+        x = torch.from_numpy(np.require(x, requirements="W"))  # a read-only view is copied
         with torch.no_grad():
             if spec.op == "deconv":
-                y = F.conv_transpose2d(torch.from_numpy(x), w, b, stride=(1, spec.stride))
+                y = F.conv_transpose2d(x, w, b, stride=(1, spec.stride))
             else:
-                y = F.conv2d(torch.from_numpy(x), w, b, stride=(1, spec.stride),
+                y = F.conv2d(x, w, b, stride=(1, spec.stride),
                              dilation=(1, spec.dilation), groups=spec.groups)
         return y.numpy()
 
@@ -133,48 +134,89 @@ class OrtExecutor(Executor):
         return np.ascontiguousarray(y.reshape(b, h, y.shape[1], y.shape[3]).transpose(0, 2, 1, 3))
 
 
-class HailortExecutor(Executor):
-    """Each instance's ``<hef_dir>/<instance>.hef`` through HailoRT's InferModel API.
-
-    Follows HailoRT v4.23.0's tutorial (hailo-ai/hailort, ``hailo_tutorials/notebooks/
-    HRT_0_Async_Inference_Tutorial.ipynb``; signatures in ``hailo_platform/pyhailort/
-    pyhailort.py``): VDevice (round-robin scheduler),
-    create_infer_model, FLOAT32 input/output, bindings with C-contiguous NHWC buffers shaped
-    ``im.input().shape`` (H, W, C without batch), ``configured.run([bindings], timeout_ms)``.
-    One tile per run call: a HEF keeps batch 1.
-    """
+class _HefExecutor(Executor):
+    """Shared by both HailoRT paths: each instance's HEF (``hef_map.json`` in ``hef_dir`` maps
+    instances to files; without it, ``<instance>.hef``), configured through ``DeviceWaves`` so
+    at most ``max_configured`` network groups live on one VDevice."""
 
     name = "hailort"
 
-    def __init__(self, plan, params: dict, hef_dir: Path, timeout_ms: int = 10000):
+    def __init__(self, plan, params: dict, hef_dir: Path, timeout_ms: int = 10000,
+                 max_configured: int = 32):
         super().__init__(plan, params)
-        from hailo_platform import HailoSchedulingAlgorithm, VDevice
+        from .deploy import DeviceWaves, read_hef_map
 
         self.hef_dir, self.timeout_ms = Path(hef_dir), int(timeout_ms)
+        self._hef_map = read_hef_map(self.hef_dir)
+        self.waves = DeviceWaves(max_configured, self._open_device, self._configure)
+        self._used: set[str] = set()
+
+    def hefs_used(self) -> int:
+        """Distinct HEF files run so far."""
+        return len(self._used)
+
+    def hef_path(self, inst) -> Path:
+        if self._hef_map is not None:
+            name = self._hef_map.get(inst.name)
+            if name is None:
+                raise FileNotFoundError(f"no HEF for unit instance {inst.name}: "
+                                        f"{self.hef_dir / 'hef_map.json'} does not list it")
+            path = self.hef_dir / name
+        else:
+            path = self.hef_dir / f"{inst.file_stem}.hef"
+        if not path.is_file():
+            raise FileNotFoundError(f"no HEF for unit instance {inst.name}: {path}")
+        self._used.add(str(path))
+        return path
+
+    def _open_device(self):
+        raise NotImplementedError
+
+    def _configure(self, vdevice, hef: str):
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.waves.release()
+
+
+class _ConfiguredModel:
+    def __init__(self, im, configured):
+        self.im, self.configured = im, configured
+
+    def close(self) -> None:
+        self.configured.shutdown()
+
+
+class HailortExecutor(_HefExecutor):
+    """Each instance's HEF through HailoRT's InferModel API.
+
+    Follows HailoRT v4.23.0's tutorial (hailo-ai/hailort, ``hailo_tutorials/notebooks/
+    HRT_0_Async_Inference_Tutorial.ipynb``; signatures in ``hailo_platform/pyhailort/
+    pyhailort.py``): VDevice (round-robin scheduler), create_infer_model, FLOAT32 input/output,
+    bindings with C-contiguous NHWC buffers shaped ``im.input().shape`` (H, W, C without batch),
+    ``configured.run([bindings], timeout_ms)`` (its parameter is named ``timeout``, in ms), and
+    ``ConfiguredInferModel.shutdown()`` when a wave ends.  One tile per run call: a HEF keeps
+    batch 1.
+    """
+
+    def _open_device(self):
+        from hailo_platform import HailoSchedulingAlgorithm, VDevice
+
         vparams = VDevice.create_params()
         vparams.scheduling_algorithm = HailoSchedulingAlgorithm.ROUND_ROBIN
-        self._vdevice_cm = VDevice(vparams)
-        self._vdevice = self._vdevice_cm.__enter__()
-        self._models: dict[str, tuple] = {}
+        return VDevice(vparams)
 
-    def _configured(self, inst):
-        found = self._models.get(inst.name)
-        if found is None:
-            from hailo_platform import FormatType
+    def _configure(self, vdevice, hef: str):
+        from hailo_platform import FormatType
 
-            path = self.hef_dir / f"{inst.file_stem}.hef"
-            if not path.is_file():
-                raise FileNotFoundError(f"no HEF for unit instance {inst.name}: {path}")
-            im = self._vdevice.create_infer_model(str(path))
-            im.input().set_format_type(FormatType.FLOAT32)
-            im.output().set_format_type(FormatType.FLOAT32)
-            cm = im.configure()
-            found = (im, cm, cm.__enter__())
-            self._models[inst.name] = found
-        return found
+        im = vdevice.create_infer_model(hef)
+        im.input().set_format_type(FormatType.FLOAT32)
+        im.output().set_format_type(FormatType.FLOAT32)
+        return _ConfiguredModel(im, im.configure())
 
     def run(self, inst, x):
-        im, _, configured = self._configured(inst)
+        model = self.waves.get(str(self.hef_path(inst)))
+        im, configured = model.im, model.configured
         in_shape, out_shape = tuple(im.input().shape), tuple(im.output().shape)
         spec = self.spec(inst)
         if in_shape != (1, spec.in_width, spec.cin):
@@ -190,14 +232,6 @@ class HailortExecutor(Executor):
                 configured.run([b], self.timeout_ms)
                 y[i, :, r, :] = np.asarray(b.output().get_buffer())[0].T
         return y
-
-    def close(self) -> None:
-        for _, cm, _ in self._models.values():
-            cm.__exit__(None, None, None)
-        self._models.clear()
-        if self._vdevice_cm is not None:
-            self._vdevice_cm.__exit__(None, None, None)
-            self._vdevice_cm = None
 
 
 def make_executor(name: str, plan, params: dict, **kwargs) -> Executor:

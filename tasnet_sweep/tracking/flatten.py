@@ -80,6 +80,11 @@ def _find_si_snr(node: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
                 yield from _find_si_snr(v, key)
 
 
+#: deployment figures logged per trial (see tasnet_sweep/tiling/deploy.py)
+DEPLOY_METRICS = ("n_hefs", "configure_waves_per_audio_s", "configures_per_audio_s",
+                  "switches_per_audio_s", "est_device_rtf")
+
+
 def trial_metrics(result: dict) -> dict[str, float]:
     """Numbers worth comparing across trials: size, cost, stage times, estimate figures
     (contexts, FPS, utilization per resource), ONNX parity and SI-SNR where present."""
@@ -107,6 +112,9 @@ def trial_metrics(result: dict) -> dict[str, float]:
         put(key, value)  # est_contexts, est_fps, util_<resource>, units_<resource>, ...
     put("hef_success", compile_.get("hef_success"))
     put("har_success", compile_.get("har_success"))
+    deploy = result.get("deploy") or {}
+    for key in DEPLOY_METRICS:  # what running the trial's plan on a device takes
+        put(key, deploy.get(key))
     for key, value in _find_si_snr(result):
         put(key, value)
     return out

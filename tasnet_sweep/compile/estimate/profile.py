@@ -38,6 +38,9 @@ class HwProfile:
     layer_max_clusters: int
     aux_layer_memory_units: int
     macs_per_compute_unit_column: int
+    max_configured_networks: int = 32
+    configure_ms: float = 20.0
+    switch_ms: float = 1.0
     guessed: tuple[str, ...] = ()
     fitted_to: str = ""
 

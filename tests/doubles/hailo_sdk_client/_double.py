@@ -19,7 +19,9 @@ Environment variables (all optional):
 - ``HAILO_DOUBLE_CONTEXTS=<n>``: the number of contexts the compile log reports (default 1);
 - ``HAILO_DOUBLE_VERSION``: ``__version__`` (default 3.33.0; ``none``: no attribute);
 - ``HAILO_DOUBLE_ONLY_NETS=<net>,<net>``: fail/hang/crash only for these net names (one sweep
-  can then mix good and bad trials).
+  can then mix good and bad trials);
+- ``HAILO_DOUBLE_SIGNATURE=no_net_input_shapes``: ``translate_onnx_model`` without that keyword
+  (an SDK whose signature differs from what the adapter calls).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from pathlib import Path
 
 from .exposed_definitions import InferenceContext, States
 from .model_translator import exceptions as translator_exc
-from .optimization_exceptions import BadInputsShape, NegativeSlopeExponentNonFixable
+from hailo_model_optimization.acceleras.utils.acceleras_exceptions import (
+    BadInputsShape, NegativeSlopeExponentNonFixable)
 from .sdk_backend import sdk_backend_exceptions as backend_exc
 
 EXCEPTIONS = {cls.__name__: cls for cls in (
@@ -98,6 +101,21 @@ def _misbehave(method: str) -> None:
             os._exit(int(how.removeprefix("exit")))
 
 
+class _HnLayer:
+    def __init__(self, name: str, scope: str):
+        self.name, self.scope = name, scope
+
+
+class _HnModel:
+    """What ``runner.get_hn_model()`` returns, as far as the model zoo uses it."""
+
+    def __init__(self, inputs: list[_HnLayer]):
+        self._inputs = inputs
+
+    def get_input_layers(self):
+        return list(self._inputs)
+
+
 class FakeClientRunner:
     """TEST DOUBLE for ``ClientRunner``: checks and records calls, compiles nothing."""
 
@@ -109,6 +127,7 @@ class FakeClientRunner:
         self._state = States.UNINITIALIZED
         self._net = None
         self._inputs: dict[str, tuple[int, int, int]] = {}  # input layer -> NHWC (H, W, C)
+        self._original: dict[str, str] = {}  # input layer -> its ONNX input name
         self._script: list[str] = []
         self._onnx: bytes | None = None  # the translated graph (a real HAR holds the network)
         self._input_max: dict[str, float] = {}  # input layer -> calibrated |max| (optimize)
@@ -127,6 +146,7 @@ class FakeClientRunner:
         self._state = States(har["state"])
         self._net = har["net"]
         self._inputs = {k: tuple(v) for k, v in har["inputs"].items()}
+        self._original = dict(har.get("original", {}))
         self._onnx = base64.b64decode(har["onnx"]) if har.get("onnx") else None
         self._input_max = har.get("input_max_abs", {})
 
@@ -159,16 +179,26 @@ class FakeClientRunner:
                     f"{graph_outputs}")
         self._net = net_name
         self._onnx = Path(model).read_bytes()
-        for k, name in enumerate(start_node_names, start=1):
+        # The parser numbers input layers its own way; the double numbers them from the last
+        # start node, so an adapter that assumes start-node order calibrates the wrong layer.
+        # Names come only from get_hn_model().get_input_layers() (as the model zoo reads them),
+        # and each layer's ONNX name from the HN's "original_names".
+        for k, name in enumerate(reversed(start_node_names), start=1):
             n, c, h, w = net_input_shapes[name]  # NCHW -> NHWC
             self._inputs[f"{net_name}/input_layer{k}"] = (h, w, c)
+            self._original[f"{net_name}/input_layer{k}"] = name
         self._state = States.HAILO_MODEL
         return self.get_hn_dict(), None
 
     def get_hn_dict(self) -> dict:
-        layers = {name: {"type": "input_layer", "input_shapes": [[-1, *shape]]}
+        layers = {name: {"type": "input_layer", "input_shapes": [[-1, *shape]],
+                         "original_names": [self._original.get(name, "")]}
                   for name, shape in self._inputs.items()}
         return {"name": self._net, "layers": layers}
+
+    def get_hn_model(self):
+        _record("get_hn_model")
+        return _HnModel([_HnLayer(name, self._net) for name in self._inputs])
 
     def save_har(self, path):
         _record("save_har", path=str(path), state=self._state.value)
@@ -176,6 +206,7 @@ class FakeClientRunner:
         Path(path).write_text(json.dumps({
             "test_double_har": True, "state": self._state.value, "net": self._net,
             "hw_arch": self.hw_arch, "inputs": {k: list(v) for k, v in self._inputs.items()},
+            "original": self._original,
             "onnx": base64.b64encode(self._onnx).decode() if self._onnx else None,
             "input_max_abs": self._input_max}))
 
@@ -226,7 +257,8 @@ class FakeClientRunner:
             print(f"Found valid partition to {contexts} contexts", flush=True)
         print("Successful Mapping\nSuccessful Compilation", flush=True)
         self._state = States.COMPILED_MODEL
-        return b"TEST-DOUBLE-HEF (not compiled): " + self._net.encode()
+        # not a HEF: a marker and the translated ONNX, which the hailo_platform double runs
+        return b"TEST-DOUBLE-HEF\n" + base64.b64encode(self._onnx or b"")
 
     @contextlib.contextmanager
     def infer_context(self, context):
@@ -324,3 +356,15 @@ def _onnx_io(model) -> tuple[dict[str, list[int]], list[str]]:
     graph = onnx.load(str(model)).graph
     inputs = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.input}
     return inputs, [o.name for o in graph.output]
+
+
+if os.environ.get("HAILO_DOUBLE_SIGNATURE") == "no_net_input_shapes":
+    # an SDK whose translate_onnx_model has no net_input_shapes keyword (the shape of a call an
+    # adapter may not expect): calls with it fail as Python fails them
+    _translate_with_shapes = FakeClientRunner.translate_onnx_model
+
+    def _translate_without_shapes(self, model, net_name, start_node_names=None,
+                                  end_node_names=None):
+        return _translate_with_shapes(self, model, net_name, start_node_names, end_node_names)
+
+    FakeClientRunner.translate_onnx_model = _translate_without_shapes

@@ -1,0 +1,1 @@
+"""TEST DOUBLE package (see acceleras/utils/acceleras_exceptions.py)."""
