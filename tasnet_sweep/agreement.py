@@ -54,6 +54,7 @@ class OutcomeRow:
     hw_arch: str = ""
     note: str = ""  # why a row has no spec, or what was assumed to build it
     exception: str = ""  # the recorded exception type of a failure, if any
+    evidence: str = "real"  # real | replay | estimate | inferred (the public table: real)
 
 
 @dataclass
@@ -185,13 +186,15 @@ def _summary_row(r: dict, base: Path) -> OutcomeRow:
     evidence = (r.get("evidence") or "").strip()
     if evidence in NOT_OBSERVED:
         return OutcomeRow(case, None, None, None, r.get("hw_arch", ""),
-                          f"evidence={evidence} is a prediction, not an observed outcome")
+                          f"evidence={evidence} is a prediction, not an observed outcome",
+                          evidence=evidence)
     onnx = (r.get("onnx_path") or "").strip()
     if onnx:
         path = Path(onnx) if Path(onnx).is_absolute() else base / onnx
         if path.is_file():
             return OutcomeRow(case, har, hef, Spec("onnx", (str(path),)), r.get("hw_arch", ""),
-                              exception=(r.get("exception_type") or "").strip())
+                              exception=(r.get("exception_type") or "").strip(),
+                              evidence=evidence or "real")
     unit = r["unit"]
     overrides = [f"unit={unit}"]
     for k in KNOB_COLUMNS:
@@ -206,7 +209,7 @@ def _summary_row(r: dict, base: Path) -> OutcomeRow:
             overrides.append(f"unit.op={r['unit_op'].strip()}")
     return OutcomeRow(case, har, hef, Spec("unit", tuple(overrides)), r.get("hw_arch", ""),
                       "ONNX file gone: rebuilt from the unit and knob columns",
-                      (r.get("exception_type") or "").strip())
+                      (r.get("exception_type") or "").strip(), evidence or "real")
 
 
 # -- building graphs ------------------------------------------------------------------------

@@ -11,6 +11,7 @@ A constant that no row's verdict depends on keeps its base value and comment.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import itertools
 import math
@@ -112,6 +113,16 @@ def main(argv: list[str] | None = None) -> int:
         base = load_profile(args.base)
         base_text = profile_path(args.base).read_text()
         rows = load_outcomes(args.tsv)
+        real = [r for r in rows if r.evidence == "real"]
+        if not real:
+            kinds = sorted({r.evidence or "unknown" for r in rows})
+            raise InputError(f"--tsv {args.tsv!r} has no real outcome (evidence: "
+                             f"{', '.join(kinds) or 'no rows'}): only real compiles "
+                             "(compiler=hailo_dfc, evidence=real) or the public table can refit "
+                             "the profile; an estimate or replay would only fit itself")
+        rows = [r if r.evidence == "real" or r.spec is None else dataclasses.replace(
+            r, spec=None, note=f"evidence={r.evidence}: only real outcomes are fitted")
+            for r in rows]
         usable = [r for r in rows if r.spec is not None and r.hef is not None]
         if not usable:
             raise InputError(f"--tsv {args.tsv!r} has no row with an observed hef_success that "

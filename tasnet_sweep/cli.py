@@ -178,13 +178,30 @@ def preflight(argv: list[str]) -> list[str]:
             for p, bad in by_problem.items()]
 
 
+#: config groups that describe a sweep, not one trial
+SWEEP_GROUPS = ("search", "experiment")
+
+
+def sweep_without_multirun(argv: list[str]) -> list[str]:
+    """``search=...`` or ``+experiment=...`` without ``-m`` would run one default trial."""
+    if set(argv) & {"-m", "--multirun", "--help", "-h", "--cfg", "-c", "--info", "-i",
+                    "--hydra-help"}:
+        return []  # a sweep, or a command that only prints
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+~") in SWEEP_GROUPS and value not in ("", "null"):
+            return [f"{arg} describes a sweep: add -m (python -m tasnet_sweep -m {arg} ...); "
+                    "without it one default trial would run instead"]
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["doctor"]:  # tasnet-sweep doctor: python -m tasnet_sweep.doctor
         from .doctor import main as doctor
 
         return doctor(argv[1:])
-    problems = preflight(argv)
+    problems = sweep_without_multirun(argv) or preflight(argv)
     if problems:
         return _fail(problems)
     from .app import hydra_app

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 NORM_NAMES = ("gLN", "cLN", "affine", "identity")
 ACTIVATION_NAMES = ("prelu", "relu")
@@ -298,9 +298,39 @@ class Config:
     summary_name: str = "summary.tsv"
 
 
+#: model knobs a run tag names when they differ from the paper's, and how
+TAGGED_KNOBS = (("n_src", "nsrc{}"), ("kernel_size", "L{}"), ("stride", "S{}"), ("skip", "Sc{}"),
+                ("conv_kernel", "P{}"), ("norm", "{}"), ("activation", "{}"),
+                ("mask_act", "mask-{}"), ("skip_topology", "skip-{}"), ("mask_mul", "mul-{}"),
+                ("decoder", "{}"), ("encoder_activation", "enc-{}"))
+
+
+def run_tag_of(unit, model, tiling) -> str:
+    """The default ``run_tag``: the unit, the model's sizes, then whatever else selects the
+    graph (the unit's own op, width, channels, block, source; the tiling), so the jobs of one
+    sweep get different tags.  Only characters ``SAFE_TAG`` accepts."""
+    tag = (f"{unit.name}_N{model.n_filters}_B{model.bn}_H{model.hidden}"
+           f"_X{model.n_blocks}R{model.n_repeats}_T{model.time_len}")
+    paper = ModelConfig()
+    extras = [(unit.op, "{}"), (unit.width, "W{}"), (unit.channels, "C{}"),
+              (unit.block or None, "blk{}"), (unit.blocks, "k{}"), (unit.source or None, "src{}"),
+              (model.truncate_k_blocks, "first{}")]
+    for knob, fmt in TAGGED_KNOBS:  # what differs from the paper's model, briefly
+        if model[knob] != getattr(paper, knob):
+            extras.append((model[knob], fmt))
+    tag += "".join("_" + fmt.format(value) for value, fmt in extras if value is not None)
+    if tiling.mode == "temporal":
+        tag += f"_tile{tiling.tile_width}"
+    elif tiling.mode == "blocked":
+        tag += f"_tile{tiling.tile_width}x{tiling.channel_block}"
+    return tag
+
+
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
+    if not OmegaConf.has_resolver("tasnet_run_tag"):
+        OmegaConf.register_new_resolver("tasnet_run_tag", run_tag_of)
 
 
 class ConfigError(ValueError):

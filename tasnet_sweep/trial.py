@@ -142,7 +142,8 @@ def _cached(cfg, backend, hw, run_dir: Path):
     entry = compiles.store.get(record["compile_key"])
     if entry is None:
         return None, None
-    return record, compiles.restore(entry, run_dir, onnx_name=record["onnx_name"])
+    return record, compiles.restore(entry, run_dir, onnx_name=record["onnx_name"],
+                                    net_name=_net_name(cfg.run_tag))
 
 
 def _fresh(cfg, backend, hw, run_dir: Path):

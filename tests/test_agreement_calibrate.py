@@ -138,3 +138,15 @@ def test_calibrate_rejects_an_out_path_that_is_not_yaml(tmp_path, capsys):
     assert calibrate.main(["--out", str(tmp_path / "o.txt")]) == 2
     assert "--out" in capsys.readouterr().err
     assert not Path(tmp_path / "o.txt").exists()
+
+
+def test_calibrate_needs_real_outcomes(tmp_path, capsys):
+    summary = tmp_path / "summary.tsv"
+    summary.write_text("run_tag\tunit\tin_chan\tlatent_width\tevidence\thar_success\t"
+                       "hef_success\tonnx_path\n"
+                       "a\tencoder\t1\t1999\testimate\ttrue\tfalse\t\n"
+                       "b\tencoder\t1\t999\treplay\ttrue\ttrue\t\n")
+    assert calibrate.main(["--tsv", str(summary), "--out", str(tmp_path / "o.yaml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no real outcome (evidence: estimate, replay)" in err[0]
+    assert "only real compiles" in err[0] and not (tmp_path / "o.yaml").exists()

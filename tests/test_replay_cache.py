@@ -147,3 +147,15 @@ def test_replay_of_a_summary_written_by_a_sweep_reproduces_it(tmp_path, counting
     replayed = trial.run(cfg, tmp_path / "replayed")["summary"]
     assert replayed["verdict"] == "pass" and replayed["evidence"] == "replay"
     assert replayed["bn"] == 24
+
+
+def test_a_cache_hit_names_the_layers_of_its_own_net(tmp_path):
+    """Two configs that build the same norm graph: the second is answered from the compile
+    cache, and its failing layer carries its own net name, not the first trial's."""
+    common = ["unit=norm", "unit.width=1024", f"compiler.cache_dir={tmp_path / 'cache'}"]
+    first = trial.run(compose_cfg(*common, "model.n_filters=512"), tmp_path / "a")
+    second = trial.run(compose_cfg(*common, "model.n_filters=256"), tmp_path / "b")
+    assert second["compile"]["cache_hit"] and first["summary"]["verdict"] == "fail"
+    for result in (first, second):
+        tag = result["summary"]["run_tag"]
+        assert result["summary"]["first_failing_layer"].startswith(tag + "/"), result["summary"]

@@ -82,3 +82,30 @@ def test_config_dir_adds_a_users_own_options_to_the_shipped_ones(tmp_path):
 def test_a_config_dir_that_is_not_a_folder_is_one_line(tmp_path):
     problems = preflight(["--config-dir", str(tmp_path / "missing")])
     assert len(problems) == 1 and "--config-dir" in problems[0] and "missing" in problems[0]
+
+
+@pytest.mark.parametrize("arg", ["search=blocks_width", "+experiment=module_gate"])
+def test_a_sweep_group_without_multirun_is_one_line(arg, capsys):
+    assert main([arg]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{arg} describes a sweep: add -m" in err[0]
+
+
+def test_run_tags_are_unique_within_every_shipped_sweep():
+    """A grid over the unit's own knobs, and every experiment's rungs, get one tag per job."""
+    from omegaconf import OmegaConf
+
+    from conftest import compose_cfg
+    from tasnet_sweep.cli import job_override_lists
+    from tasnet_sweep.experiments.ladder import ladder_rungs
+    from tasnet_sweep.resources import group_options
+
+    grid = job_override_lists(["unit=norm", "unit.op=affine,identity", "unit.width=256,1024"],
+                              multirun=True)
+    assert len({compose_cfg(*job).run_tag for job in grid}) == len(grid) == 4
+    for name in group_options("experiment"):
+        sweeper = compose_cfg(f"+experiment={name}", return_hydra_config=True).hydra.sweeper
+        rungs = ladder_rungs(OmegaConf.to_container(sweeper.rungs),
+                             OmegaConf.to_container(sweeper.ramp))
+        tags = [compose_cfg(f"+experiment={name}", *rung).run_tag for rung in rungs]
+        assert len(set(tags)) == len(tags), (name, tags)

@@ -118,6 +118,24 @@ def restore_file(src: Path, dst: Path) -> Path:
     return dst
 
 
+REQUEST_FILE = "request.json"
+
+
+def _rename_net(outcome, old: str | None, new: str) -> None:
+    """``<old>/<layer>`` -> ``<new>/<layer>`` in the failure and the stage logs."""
+    if not old or old == new:
+        return
+
+    def fix(text):
+        return text.replace(f"{old}/", f"{new}/") if isinstance(text, str) else text
+
+    if outcome.failure is not None:
+        outcome.failure.layer = fix(outcome.failure.layer)
+        outcome.failure.message = fix(outcome.failure.message)
+    for stage in outcome.stages:
+        stage.log = fix(stage.log)
+
+
 class CompileCache:
     """Answers a compile request from an earlier identical one, or runs the backend and stores it."""
 
@@ -140,7 +158,7 @@ class CompileCache:
         with self.store.claim(key):
             entry = self.store.get(key)
             if entry is not None:
-                return self.restore(entry, request.work_dir), key
+                return self.restore(entry, request.work_dir, net_name=request.net_name), key
             outcome = backend.compile(request)
             if outcome.failure is None or outcome.failure.family not in self.TRANSIENT:
                 self._put(key, outcome, request)
@@ -155,13 +173,21 @@ class CompileCache:
         if outcome.report_path and Path(outcome.report_path).is_file():
             files[f"artifacts/{Path(outcome.report_path).name}"] = Path(outcome.report_path)
         blob = json.dumps(outcome.as_dict(), indent=1, default=str).encode()
-        self.store.put(key, {"outcome.json": blob}, files)
+        asked = json.dumps({"net_name": request.net_name}).encode()
+        self.store.put(key, {"outcome.json": blob, REQUEST_FILE: asked}, files)
 
-    def restore(self, entry: Path, work_dir: Path, onnx_name: str | None = None):
-        """The stored outcome with its artifacts placed in ``work_dir`` (paths rewritten)."""
+    def restore(self, entry: Path, work_dir: Path, onnx_name: str | None = None,
+                net_name: str | None = None):
+        """The stored outcome with its artifacts placed in ``work_dir`` (paths rewritten).
+
+        The same graph compiled under another net name (another trial's run tag) names its
+        layers ``<that net>/<layer>``; with ``net_name`` they are renamed to this request's."""
         from .base import CompileOutcome
 
         outcome = CompileOutcome.from_dict(json.loads((entry / "outcome.json").read_text()))
+        stored = entry / REQUEST_FILE
+        if net_name and stored.is_file():
+            _rename_net(outcome, json.loads(stored.read_text()).get("net_name"), net_name)
         work_dir = Path(work_dir)
 
         def place(path: str | None) -> str | None:
