@@ -229,9 +229,18 @@ def test_study_resumes_with_zero_compiles_and_loads_with_optuna(tmp_path):
     assert len(compiled) == n_compiled
     assert all(not t.user_attrs["compiled"] for t in inferred)
     assert len(compiled) + len(inferred) == lat.size
+    State = optuna.trial.TrialState
     for t in trials:
         p = lat.point_of(t.params)
-        assert t.constraints == {"compile_fails": 0.0 if truth[p] == PASS else 1.0}
+        feasible = 0.0 if truth[p] == PASS else 1.0
+        assert t.constraints["compile_fails"] == feasible  # Optuna 5's form
+        assert t.system_attrs["constraints"] == [feasible]  # the list optuna-dashboard reads
+        if not t.user_attrs["compiled"]:
+            assert t.state == State.PRUNED  # answered by inference: never compiled
+        else:
+            assert t.state == (State.COMPLETE if truth[p] == PASS else State.FAIL)
+    assert loaded.metric_names == ["params"]
+    assert all(t.user_attrs["verdict"] == "pass" for t in loaded.best_trials)
 
 
 def test_crashed_jobs_are_not_evidence_and_not_retried_in_the_run(tmp_path):

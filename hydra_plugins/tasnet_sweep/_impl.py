@@ -117,7 +117,8 @@ class FrontierSweeperImpl:
         objective = None
         if objective_name is not None:
             objective = self._sizes(lattice, passthrough, objective_name)
-        study = FrontierStudy(lattice, study_name, search.storage, search.sampler, search.seed)
+        study = FrontierStudy(lattice, study_name, search.storage, search.sampler, search.seed,
+                              search.objective)
         returns = []
 
         def launch(points):

@@ -1,20 +1,25 @@
 """The search's memory: an Optuna study in a storage URL, resumable and shareable.
 
-Every answered configuration is one COMPLETE trial whose params are the knob values.  Compiled
-trials carry ``user_attrs.evidence`` = the backend's evidence (estimate / real / replay) and
-``compiled=True``; configurations answered by monotone inference carry ``evidence=inferred``
-and ``compiled=False`` and are never read back as compiles.  Feasibility is an Optuna
-constraint named ``compile_fails`` (<= 0 feasible), so Optuna's constrained samplers (TPE)
-and optuna-dashboard see which trials compiled.
+Every answered configuration is one trial whose params are the knob values, written so that any
+Optuna client reads it right (``study.best_trials``, optuna-dashboard, the CLI):
 
-Optuna 5.0 (checked against the installed package): ``Trial.set_constraint(key, value)`` and
-``FrozenTrial.set_constraint`` store each constraint as the system attr ``constraints:<key>``
-and ``FrozenTrial.constraints`` returns them as a dict; samplers' ``constraints_func`` (the
-optuna < 5 way, which stored a list under the system attr ``constraints``) still works but is
-deprecated since 5.0.0 and due for removal in 7.0.0.  We only use ``set_constraint``.
+- a compiled config that passes is COMPLETE; its value is the config's size (``params``, or
+  ``macs`` with ``search.objective=macs``), the study's metric name says which;
+- a compiled config that fails is FAIL: it has no size to maximize, and no client can call it
+  the best trial;
+- a config answered by monotone inference, never compiled, is PRUNED;
+- every one carries ``user_attrs.evidence`` (estimate / real / replay, or inferred),
+  ``compiled`` and ``verdict``, and the feasibility constraint ``compile_fails`` (<= 0: it
+  compiles) in both forms Optuna has used: the system attr ``constraints:compile_fails`` that
+  Optuna 5's ``set_constraint`` writes, and the list ``constraints`` of Optuna < 5, the one
+  optuna-dashboard 0.21 reads (``optuna_dashboard/_serializer.py``).  Optuna 5 reads both
+  (``optuna/study/_constrained_optimization.py``).  optuna-dashboard 0.21 takes a
+  single-objective study's best trial from ``storage.get_best_trial``, which ignores
+  constraints; only the states above keep a failing config from being shown as the best.
 
-The objective value is the lattice rank of the config (mean position on each knob, 0..1,
-maximize): it exists for inferred trials too; params and MACs are user attrs of compiled ones.
+With ``search.sampler=tpe|random|grid`` (baselines for the benchmark) every answer stays
+COMPLETE with the lattice rank as its value (mean position on each knob, 0..1), since TPE learns
+constraints only from COMPLETE trials; the metric name says so.
 
 Storage: a path (``*.journal``) opens a JournalStorage file (safe for several processes on
 one machine); anything with ``://`` is handed to Optuna as an RDB URL (sqlite, postgresql...).
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 import socket
 from pathlib import Path
 
@@ -31,6 +37,10 @@ from .lattice import Knowledge, Lattice
 
 log = logging.getLogger(__name__)
 CONSTRAINT = "compile_fails"
+#: the pre-Optuna-5 list form of the constraints (optuna-dashboard 0.21 reads only this)
+LEGACY_CONSTRAINTS = "constraints"
+#: what the user attrs of a job's result keep
+RESULT_ATTRS = ("verdict", "evidence", "params", "macs", "failure_family", "cache_hit", "run_dir")
 DEFAULT_ROOT = Path("outputs/optuna")
 #: failure families that say nothing about the config's size: not monotone evidence
 NOT_EVIDENCE = frozenset({"crash", "timeout", "missing_sdk", "script_error"})
@@ -117,17 +127,29 @@ class FrontierStudy:
     """One Optuna study over one lattice; rebuilds the knowledge from its trials."""
 
     def __init__(self, lattice: Lattice, study_name: str, storage: str | None = None,
-                 sampler: str = "frontier", seed: int = 0):
+                 sampler: str = "frontier", seed: int = 0, objective: str | None = None):
         import optuna
 
         self.lattice = lattice
         self.study_name = study_name
         self.location = storage_location(storage, study_name)
+        #: frontier: COMPLETE / FAIL / PRUNED by answer; Optuna's samplers: COMPLETE + rank
+        self.by_state = sampler == "frontier"
+        self.value_key = objective or "params"
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = _create_study(
             study_name=study_name, storage=self.location, direction="maximize",
             sampler=make_optuna_sampler(sampler, lattice, seed), load_if_exists=True)
         self.study.set_user_attr("knobs", {k.name: list(k.values) for k in lattice.knobs})
+        if not self.study.metric_names:
+            if self.study.get_trials(deepcopy=False):  # written before metric names: ranks
+                self.by_state = False
+            with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.study.set_metric_names(
+                    [self.value_key if self.by_state else "lattice_rank"])
+        elif self.study.metric_names != [self.value_key]:
+            self.by_state = False  # a rank study (Optuna's samplers, or an older one)
         from optuna.distributions import CategoricalDistribution
 
         self.distributions = {k.name: CategoricalDistribution(list(k.values))
@@ -139,7 +161,8 @@ class FrontierStudy:
 
         knowledge = Knowledge(self.lattice)
         records: dict = {}
-        for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        State = optuna.trial.TrialState
+        for t in self.study.get_trials(deepcopy=False, states=(State.COMPLETE, State.FAIL)):
             if not t.user_attrs.get("compiled"):
                 continue
             point = self.lattice.point_of(t.params)
@@ -153,21 +176,28 @@ class FrontierStudy:
     def answered_points(self) -> set:
         return {self.lattice.point_of(t.params) for t in self.study.get_trials(deepcopy=False)}
 
+    def _state_and_value(self, point, passed: bool, user_attrs: dict):
+        """The trial state and value an answer is stored with (see the module docstring)."""
+        import optuna
+
+        State = optuna.trial.TrialState
+        if not self.by_state:
+            return State.COMPLETE, self.lattice.rank(point)
+        if not user_attrs.get("compiled"):
+            return State.PRUNED, None
+        if not passed:
+            return State.FAIL, None
+        return State.COMPLETE, float(user_attrs.get(self.value_key) or 0)
+
     def _trial(self, point, passed: bool, user_attrs: dict):
         import optuna
 
-        frozen = optuna.trial.create_trial(
-            params=self.lattice.values(point), distributions=self.distributions,
-            value=self.lattice.rank(point), user_attrs=user_attrs)
-        frozen.set_constraint(CONSTRAINT, 0.0 if passed else 1.0)
-        return frozen
-
-    def record_compiled(self, point, result: dict) -> None:
-        """Store a job's answer (the dict ``tasnet_sweep.app`` returns) as a compiled trial."""
-        attrs = {k: result.get(k) for k in ("verdict", "evidence", "params", "macs",
-                                            "failure_family", "cache_hit", "run_dir")}
-        attrs["compiled"] = True
-        self.study.add_trial(self._trial(point, result.get("verdict") == "pass", attrs))
+        state, value = self._state_and_value(point, passed, user_attrs)
+        feasible = 0.0 if passed else 1.0
+        return optuna.trial.create_trial(
+            state=state, params=self.lattice.values(point), distributions=self.distributions,
+            value=value, user_attrs=user_attrs, constraints={CONSTRAINT: feasible},
+            system_attrs={LEGACY_CONSTRAINTS: [feasible]})
 
     def claim(self, point, ttl_s: float = CLAIM_TTL_S):
         """Reserve ``point`` for this worker, or None when another worker has it.
@@ -192,7 +222,7 @@ class FrontierStudy:
         for t in self.study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING)):
             if t.number == mine.number or t.params != mine.params:
                 continue
-            answered = t.state == State.COMPLETE and t.user_attrs.get("compiled")
+            answered = t.state in (State.COMPLETE, State.FAIL) and t.user_attrs.get("compiled")
             held = t.state == State.RUNNING and t.number < mine.number and \
                 (now - t.datetime_start).total_seconds() < ttl_s and _claimant_alive(t)
             if answered or held:
@@ -209,24 +239,23 @@ class FrontierStudy:
         if passed is None:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             return
-        attrs = {k: result.get(k) for k in ("verdict", "evidence", "params", "macs",
-                                            "failure_family", "cache_hit", "run_dir")}
+        attrs = {k: result.get(k) for k in RESULT_ATTRS}
         self.tell(trial, point, passed, {**attrs, "compiled": True})
 
     def record_inferred(self, knowledge: Knowledge) -> int:
         """Store every inferred answer not in the study yet (evidence=inferred, compiled=False)."""
         have = self.answered_points()
-        added = 0
+        new = []
         for point in self.lattice.points():
             point = tuple(int(i) for i in point)
             if point in have or knowledge.evidence(point) != "inferred":
                 continue
             passed = bool(knowledge.outcome(point))
-            self.study.add_trial(self._trial(point, passed, {
+            new.append(self._trial(point, passed, {
                 "verdict": "pass" if passed else "fail", "evidence": "inferred",
                 "compiled": False}))
-            added += 1
-        return added
+        self.study.add_trials(new)
+        return len(new)
 
     def ask(self):
         """(trial, point) from the study's own Optuna sampler (tpe / random / grid)."""
@@ -236,8 +265,11 @@ class FrontierStudy:
     def tell(self, trial, point, passed: bool, user_attrs: dict) -> None:
         for k, v in user_attrs.items():
             trial.set_user_attr(k, v)
-        trial.set_constraint(CONSTRAINT, 0.0 if passed else 1.0)
-        self.study.tell(trial, self.lattice.rank(point))
+        feasible = 0.0 if passed else 1.0
+        trial.set_constraint(CONSTRAINT, feasible)
+        trial.storage.set_trial_system_attr(trial._trial_id, LEGACY_CONSTRAINTS, [feasible])
+        state, value = self._state_and_value(point, passed, user_attrs)
+        self.study.tell(trial, value, state=state)
 
 
 _HOST = socket.gethostname()
