@@ -177,6 +177,7 @@ class TrackingConfig:
     experiment: Optional[str] = None  # null: the study/experiment name, else "tasnet_sweep"
     log_onnx: bool = False  # upload each trial's .onnx as an artifact
     log_hef: bool = False  # upload each trial's .hef (real compiler only) as an artifact
+    background: bool = True  # a single run hands its logging to a detached sync process
 
 
 #: tracking URI schemes MLflow 3.x accepts as a tracking store (a plain path or file: is refused)

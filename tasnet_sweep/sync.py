@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uri", help="tracking URI (default: the sweep's own, else "
                         "$MLFLOW_TRACKING_URI, else sqlite:///outputs/mlflow.db)")
     parser.add_argument("--experiment", help="experiment name (default: the sweep's own)")
+    parser.add_argument("--mark-failure", action="store_true",
+                        help="on failure also leave tracking_failed.txt in dir (what a trial "
+                             "that hands its logging to sync relies on)")
     args = parser.parse_args(argv)
     root = Path(args.dir)
     if not root.is_dir():
@@ -117,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         done = sync(root, args.uri, args.experiment)
     except Exception as exc:
+        if args.mark_failure:
+            from .tracking.mlflow_store import report_failure_once, resolve_uri
+
+            report_failure_once(root, exc, resolve_uri(args.uri))
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         print(f"tasnet_sweep.sync: MLflow is not reachable or refused the trials "
               f"({type(exc).__name__}: {first}); nothing was lost, try again later",

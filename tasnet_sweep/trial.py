@@ -58,6 +58,7 @@ def run(cfg, run_dir: str | Path, summary_path: str | Path | None = None) -> dic
     backend = make_backend(cfg.compiler, cfg.hw)  # a missing SDK or replay file stops here
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    started_at = time.time()
     t0 = time.perf_counter()
     write_text(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     hw = OmegaConf.to_container(cfg.hw, resolve=True)
@@ -71,7 +72,8 @@ def run(cfg, run_dir: str | Path, summary_path: str | Path | None = None) -> dic
     deploy = record.get("deploy") or _one_hef_deploy(cfg, outcome)
     outcome = _within_deploy_limit(cfg, outcome, deploy)
     result = {"schema": RESULT_SCHEMA, "run_tag": cfg.run_tag, **record,
-              "knobs": knobs_of(cfg), "compile": outcome.as_dict(), "deploy": deploy}
+              "knobs": knobs_of(cfg), "compile": outcome.as_dict(), "deploy": deploy,
+              "started_at": started_at}
     result["export"]["onnx_path"] = str(run_dir / record["onnx_name"])
     status = "ok"
     parity = result["export"].get("parity_max_abs")

@@ -57,7 +57,9 @@ def _rows(summary: Path) -> list[dict]:
 
 
 def _net(width: int) -> str:
-    return f"encoder_N{width}_B16_H32_X2R1_T800"
+    from tasnet_sweep.trial import _net_name
+
+    return _net_name(compose_cfg(*SMALL, "unit=encoder", f"model.n_filters={width}").run_tag)
 
 
 def _wait_for_trials(proc: subprocess.Popen, n: int) -> list[str]:

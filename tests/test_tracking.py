@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
-import re
 import subprocess
 from pathlib import Path
 
@@ -17,6 +17,8 @@ from tasnet_sweep.tracking.flatten import (MAX_PARAM_VALUE, chunks, flatten_conf
                                            trial_metrics)
 
 BNS = (16, 24, 32)
+#: log a single run in this process (the CLI hands it to a background sync)
+INLINE = "tracking.background=false"
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +72,12 @@ def test_multirun_logs_one_parent_and_a_child_per_trial_from_worker_processes(sw
         assert tags["verdict"] == row["verdict"] and tags["evidence"] == row["evidence"]
         assert tags["backend"] == "estimate" and tags["hw_arch"] == "hailo8"
         assert tags["cache_hit"] in ("true", "false") and tags["compiler_version"]
-        if head.returncode == 0:
-            assert tags["git_commit"] == head.stdout.strip()
+        assert "mlflow.source.git.commit" not in tags  # once, on the parent
+        assert tags["mlflow.user"] and tags["mlflow.source.name"]
+        result = json.loads((Path(tags["run_dir"]) / "result.json").read_text())
+        assert child.info.start_time == int(result["started_at"] * 1000)  # the trial's own time
+        assert child.info.end_time == int((result["started_at"] + result["seconds"]) * 1000)
+        assert metrics["hef_pass"] == (1.0 if row["verdict"] == "pass" else 0.0)
         for key in ("est_contexts", "est_fps", "util_compute", "util_memory", "util_control",
                     "parity_max_abs", "stage_compile_seconds", "stage_translate_seconds"):
             assert key in metrics, key
@@ -82,6 +88,14 @@ def test_multirun_logs_one_parent_and_a_child_per_trial_from_worker_processes(sw
         assert any(a.endswith(".log") for a in artifacts)
         assert not any(a.startswith("onnx") for a in artifacts)  # log_onnx defaults to false
     assert "summary.tsv" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    if head.returncode == 0:
+        assert parent.data.tags["mlflow.source.git.commit"] == head.stdout.strip()
+    assert parent.data.metrics["trials"] == 3 and parent.data.metrics["passes"] == \
+        sum(r["verdict"] == "pass" for r in rows.values())
+    assert parent.data.params["sweep.compiler.backend"] == "estimate"
+    assert "model.bn=16,24,32" in parent.data.params["sweep.overrides.task"]
+    experiment = client.get_experiment_by_name("tasnet_sweep")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 @pytest.mark.slow
@@ -104,7 +118,7 @@ def test_compare_prints_the_trials_sorted_by_params_and_plots_them(sweep, capsys
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:4] == ["sweep", "run_tag", "unit", "params"]
     tags = [line.split()[1] for line in out[1:4]]
-    assert tags == [f"full_N32_B{b}_H32_X2R1_T800" for b in BNS]  # params grow with bn
+    assert tags == [compose_cfg(*SMALL, f"model.bn={b}").run_tag for b in BNS]  # params grow
     assert all(" pass " in line and " estimate " in line for line in out[1:4])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -124,6 +138,7 @@ def test_compare_reads_single_trials_logged_in_process(store_uri, tmp_path, caps
     small = [s for s in SMALL if not s.startswith("model.bn=")]
     for bn in reversed(BNS):
         cfg = compose_cfg(*small, f"model.bn={bn}", f"tracking.tracking_uri={store_uri}",
+                          INLINE,
                           "tracking.experiment=compare_in_process",
                           f"compiler.cache_dir={tmp_path / 'cache'}")
         run_dir = tmp_path / f"bn{bn}"
@@ -133,8 +148,8 @@ def test_compare_reads_single_trials_logged_in_process(store_uri, tmp_path, caps
                  str(png)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:4] == ["sweep", "run_tag", "unit", "params"]
-    tags = [re.search(r"full_N32_B\d+_H32_X2R1_T800", line).group() for line in out[1:4]]
-    assert tags == [f"full_N32_B{b}_H32_X2R1_T800" for b in BNS]  # params grow with bn
+    want = [compose_cfg(*small, f"model.bn={b}").run_tag for b in BNS]  # params grow with bn
+    assert [next(w for w in want if w in line) for line in out[1:4]] == want
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -145,14 +160,14 @@ def test_single_run_is_a_plain_run_and_a_failure_is_reported_once_then_synced(st
     from tasnet_sweep.tracking import log_trial
 
     uri = store_uri
-    cfg = compose_cfg(*SMALL, "unit=encoder", f"tracking.tracking_uri={uri}",
+    cfg = compose_cfg(*SMALL, "unit=encoder", f"tracking.tracking_uri={uri}", INLINE,
                       f"compiler.cache_dir={tmp_path / 'cache'}")
     result = trial.run(cfg, tmp_path / "one", tmp_path / "one" / "summary.tsv")
     run_id = log_trial(cfg, result, tmp_path / "one")
     plain = [r for r in _runs(uri) if r.info.run_id == run_id]
     assert plain and "mlflow.parentRunId" not in plain[0].data.tags
 
-    down = compose_cfg(*SMALL, "unit=encoder", "tracking.tracking_uri=http://127.0.0.1:9",
+    down = compose_cfg(*SMALL, "unit=encoder", "tracking.tracking_uri=http://127.0.0.1:9", INLINE,
                        f"compiler.cache_dir={tmp_path / 'cache'}")
     run_dir = tmp_path / "two"
     result = trial.run(down, run_dir, run_dir / "summary.tsv")
@@ -241,3 +256,24 @@ def test_experiment_is_named_after_the_study_or_experiment_else_a_fixed_default(
         assert name("+experiment=prefix_ramp") == "prefix_ramp"
         assert name("search=blocks_width") == "blocks_width"
         assert name("search=blocks_width", "tracking.experiment=mine") == "mine"
+
+
+@pytest.mark.slow
+def test_a_resumed_frontier_search_logs_into_its_first_parent(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["-m", "search=encoder_width", "search.plot=false", f"tracking.tracking_uri={uri}",
+            f"compiler.cache_dir={tmp_path / 'cache'}"]
+    for n, extra in enumerate((["search.max_trials=2"], [], [])):
+        proc = run_cli([*args, *extra, f"hydra.sweep.dir=s{n}"], tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = _runs(uri, "encoder_width")
+    parents = [r for r in runs if r.data.tags.get("tasnet.kind") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("tasnet.kind") == "trial"]
+    assert len(parents) == 1, [p.data.tags.get("sweep_dir") for p in parents]
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.data.tags["tasnet.study"].endswith(
+        "::encoder_width")
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert parent.data.params["sweep.search.knobs"].startswith('{"model.n_filters"')
+    assert parent.data.metrics["frontier_exact"] == 1.0 and parent.data.metrics["compiles"] == 0
+    assert parent.data.tags["sweep_dir"].endswith("s2")  # the last sweep that used it

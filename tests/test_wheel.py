@@ -108,8 +108,26 @@ def test_the_wheel_carries_its_configs_and_data_and_imports_from_the_venv(instal
     assert table.startswith("# Real Hailo Dataflow Compiler (DFC) 3.33.0")
 
 
+def _wait_for_background_logging(output: str) -> None:
+    """A single run hands MLflow logging to a detached process: wait for that process."""
+    import re
+    import select
+
+    found = re.search(r"logging this run in the background \(pid (\d+)", output)
+    assert found, output[-2000:]
+    try:
+        pidfd = os.pidfd_open(int(found.group(1)))
+    except ProcessLookupError:
+        return  # already done
+    try:
+        assert select.select([pidfd], [], [], 300)[0], "background MLflow logging did not end"
+    finally:
+        os.close(pidfd)
+
+
 def test_one_trial_from_an_empty_directory_writes_under_its_outputs(installed):
-    installed.run(installed.bin / "tasnet-sweep", "unit=encoder", "model.n_filters=64")
+    done = installed.run(installed.bin / "tasnet-sweep", "unit=encoder", "model.n_filters=64")
+    _wait_for_background_logging(done.stdout + done.stderr)
     results = list((installed.work / "outputs" / "runs").glob("*/*/result.json"))
     assert len(results) == 1
     run_dir = results[0].parent
@@ -117,6 +135,7 @@ def test_one_trial_from_an_empty_directory_writes_under_its_outputs(installed):
     assert result["summary"]["evidence"] == "estimate"
     assert (run_dir / "encoder.onnx").is_file() and (run_dir / "summary.tsv").is_file()
     assert (installed.work / "outputs" / "mlflow.db").is_file()  # the default store, beside them
+    assert "1 trial(s) added" in (run_dir / "tracking.log").read_text()
 
 
 def test_a_three_job_grid(installed):

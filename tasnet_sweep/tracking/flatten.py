@@ -26,6 +26,9 @@ TRIAL_ID_TAG = "tasnet.trial_id"  # digest of the run dir: how sync recognises a
 COMPLETE_TAG = "tasnet.complete"  # set last: a run without it was cut short and is redone
 SWEEP_ID_TAG = "tasnet.sweep_id"  # digest of the sweep dir, on the parent run
 KIND_TAG = "tasnet.kind"  # sweep | trial
+STUDY_TAG = "tasnet.study"  # on a frontier search's parent: <storage>::<study name>
+#: the experiment tag MLflow 3's UI reads to open the model-training view rather than GenAI
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 _BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-. /]")
 
 
@@ -112,6 +115,9 @@ def trial_metrics(result: dict) -> dict[str, float]:
         put(key, value)  # est_contexts, est_fps, util_<resource>, units_<resource>, ...
     put("hef_success", compile_.get("hef_success"))
     put("har_success", compile_.get("har_success"))
+    verdict = (result.get("summary") or {}).get("verdict", compile_.get("verdict"))
+    if verdict in ("pass", "fail"):  # 0/1, so the UI's charts can colour pass against fail
+        out["hef_pass"] = 1.0 if verdict == "pass" else 0.0
     deploy = result.get("deploy") or {}
     for key in DEPLOY_METRICS:  # what running the trial's plan on a device takes
         put(key, deploy.get(key))
@@ -120,8 +126,25 @@ def trial_metrics(result: dict) -> dict[str, float]:
     return out
 
 
+def standard_tags() -> dict[str, str]:
+    """MLflow's own source tags, which its fluent API sets and ``MlflowClient`` does not."""
+    import getpass
+    import sys
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in this environment
+        user = ""
+    command = "tasnet_sweep" if not sys.argv or not sys.argv[0] else \
+        "python -m " + (__package__ or "tasnet_sweep").split(".")[0]
+    tags = {"mlflow.source.name": command, "mlflow.source.type": "LOCAL", "mlflow.user": user}
+    return {k: v for k, v in tags.items() if v}
+
+
 def trial_tags(result: dict, run_dir: str, git_commit: str | None) -> dict[str, str]:
-    """Labels to filter and group by; every value a string within MLflow's tag length."""
+    """Labels to filter and group by; every value a string within MLflow's tag length.
+
+    ``git_commit`` goes on runs that stand alone; a sweep's children leave it to the parent."""
     summary = result.get("summary") or {}
     compile_ = result.get("compile") or {}
     failure = compile_.get("failure") or {}
@@ -139,10 +162,10 @@ def trial_tags(result: dict, run_dir: str, git_commit: str | None) -> dict[str, 
         "tiling": summary.get("tiling"),
         "compiler_version": compile_.get("tool_version"),
         "cache_hit": summary.get("cache_hit", compile_.get("cache_hit")),
-        "git_commit": git_commit,
         "run_dir": run_dir,
         "mlflow.runName": summary.get("run_tag", result.get("run_tag")),
         KIND_TAG: "trial",
+        **standard_tags(),
     }
     if git_commit:
         tags["mlflow.source.git.commit"] = git_commit

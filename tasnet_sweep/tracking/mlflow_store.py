@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_json
-from .flatten import (COMPLETE_TAG, KIND_TAG, MAX_METRICS_PER_BATCH, MAX_PARAMS_PER_BATCH,
-                      MAX_TAG_VALUE, MAX_TAGS_PER_BATCH, SWEEP_ID_TAG, TRIAL_ID_TAG, chunks,
-                      flatten_config, trial_metrics, trial_tags)
+from .flatten import (COMPLETE_TAG, EXPERIMENT_KIND, KIND_TAG, MAX_METRICS_PER_BATCH,
+                      MAX_PARAM_VALUE, MAX_PARAMS_PER_BATCH, MAX_TAG_VALUE, MAX_TAGS_PER_BATCH,
+                      STUDY_TAG, SWEEP_ID_TAG, TRIAL_ID_TAG, chunks, clean_key, flatten_config,
+                      standard_tags, trial_metrics, trial_tags)
 
 log = logging.getLogger("tasnet_sweep.tracking")
 
@@ -32,6 +33,8 @@ DEFAULT_URI = "sqlite:///outputs/mlflow.db"
 DEFAULT_EXPERIMENT = "tasnet_sweep"
 LINK_NAME = ".mlflow_sweep.json"
 FAILED_MARKER = "tracking_failed.txt"
+#: where a single run's background logging writes its output (see log_in_background)
+BACKGROUND_LOG = "tracking.log"
 #: fail fast against an unreachable server (MLflow's own defaults: 7 retries, 120 s timeout)
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 #: files a sweep leaves in its dir that belong on the parent run
@@ -111,31 +114,50 @@ def git_commit() -> str | None:
 
 
 # -- the client -------------------------------------------------------------------------
-def client_for(uri: str):
-    from mlflow.tracking import MlflowClient
+#: one client per store and process: importing MLflow and opening a store take seconds, so a
+#: process that logs many trials (a sweep's jobs in one process or worker) pays them once
+_CLIENTS: dict[str, Any] = {}
+_EXPERIMENTS: dict[tuple[str, str], str] = {}
 
-    return MlflowClient(tracking_uri=uri)
+
+def client_for(uri: str):
+    client = _CLIENTS.get(uri)
+    if client is None:
+        from mlflow.tracking import MlflowClient
+
+        client = _CLIENTS[uri] = MlflowClient(tracking_uri=uri)
+    return client
 
 
 def ensure_experiment(client, name: str, uri: str) -> str:
-    """The experiment's id, created if missing (artifacts beside a local SQLite store)."""
+    """The experiment's id, created if missing (artifacts beside a local SQLite store), tagged
+    so MLflow 3's UI opens it on the model-training view."""
     from mlflow.exceptions import MlflowException
 
+    known = _EXPERIMENTS.get((uri, name))
+    if known is not None:
+        return known
     found = client.get_experiment_by_name(name)
     if found is not None:
         if found.lifecycle_stage == "deleted":
             client.restore_experiment(found.experiment_id)
+        if EXPERIMENT_KIND[0] not in (found.tags or {}):
+            client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
+        _EXPERIMENTS[(uri, name)] = found.experiment_id
         return found.experiment_id
     location = None
     if uri.startswith("sqlite:///"):
         location = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        experiment_id = client.create_experiment(name, artifact_location=location,
+                                                 tags=dict([EXPERIMENT_KIND]))
     except MlflowException:  # another process created it first
         found = client.get_experiment_by_name(name)
         if found is None:
             raise
-        return found.experiment_id
+        experiment_id = found.experiment_id
+    _EXPERIMENTS[(uri, name)] = experiment_id
+    return experiment_id
 
 
 # -- the sweep link and the failure marker ------------------------------------------------
@@ -196,7 +218,7 @@ def trial_artifacts(result: dict, run_dir: Path, cfg_plain: dict) -> list[tuple[
     report = (result.get("compile") or {}).get("report_path")
     if report:
         files.append((Path(report), None))
-    files += [(p, None) for p in sorted(run_dir.glob("*.log"))]
+    files += [(p, None) for p in sorted(run_dir.glob("*.log")) if p.name != BACKGROUND_LOG]
     tracking = cfg_plain.get("tracking") or {}
     summary = result.get("summary") or {}
     if tracking.get("log_onnx") and (result.get("export") or {}).get("onnx_path"):
@@ -216,14 +238,15 @@ def log_trial_run(client, experiment_id: str, result: dict, run_dir: str | Path,
     """One trial as one run.  The completion tag is set last, so a run cut short (server gone
     mid-upload) is recognised by ``sync`` and redone."""
     run_dir = Path(run_dir).resolve()
-    tags = trial_tags(result, str(run_dir), git_commit())
+    tags = trial_tags(result, str(run_dir), None if parent_run_id else git_commit())
     tags[TRIAL_ID_TAG] = digest(run_dir)
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
-    run = client.create_run(experiment_id, tags={TRIAL_ID_TAG: tags[TRIAL_ID_TAG],
-                                                 KIND_TAG: "trial",
-                                                 **({"mlflow.parentRunId": parent_run_id}
-                                                    if parent_run_id else {})},
+    started, finished = _trial_times_ms(result)
+    run = client.create_run(experiment_id, start_time=started,
+                            tags={TRIAL_ID_TAG: tags[TRIAL_ID_TAG], KIND_TAG: "trial",
+                                  **({"mlflow.parentRunId": parent_run_id}
+                                     if parent_run_id else {})},
                             run_name=tags.get("mlflow.runName"))
     run_id = run.info.run_id
     _log_batches(client, run_id, params=flatten_config(cfg_plain),
@@ -232,22 +255,38 @@ def log_trial_run(client, experiment_id: str, result: dict, run_dir: str | Path,
         client.log_artifact(run_id, str(path), folder)
     client.set_tag(run_id, COMPLETE_TAG, "true")
     status = "FINISHED" if result.get("status", "ok") == "ok" else "FAILED"
-    client.set_terminated(run_id, status)
+    client.set_terminated(run_id, status, end_time=finished)
     return run_id
 
 
+def _trial_times_ms(result: dict) -> tuple[int | None, int | None]:
+    """The trial's own start and end (epoch ms), so a run's duration is the trial's; None for
+    records written before they were kept (MLflow then uses the logging time)."""
+    started, seconds = result.get("started_at"), result.get("seconds")
+    if not isinstance(started, (int, float)):
+        return None, None
+    end = started + (seconds if isinstance(seconds, (int, float)) else 0.0)
+    return int(started * 1000), int(end * 1000)
+
+
 def create_sweep_run(client, experiment_id: str, sweep_dir: str | Path,
-                     extra_tags: dict | None = None) -> str:
+                     extra_tags: dict | None = None, params: dict | None = None,
+                     name: str | None = None) -> str:
     sweep_dir = Path(sweep_dir).resolve()
-    name = "/".join(sweep_dir.parts[-2:])
+    commit = git_commit()
     tags = {SWEEP_ID_TAG: digest(sweep_dir), KIND_TAG: "sweep", "sweep_dir": str(sweep_dir),
-            "git_commit": git_commit(), **(extra_tags or {})}
+            **standard_tags(), **({"mlflow.source.git.commit": commit} if commit else {}),
+            **(extra_tags or {})}
     tags = {k: str(v)[:MAX_TAG_VALUE] for k, v in tags.items() if v not in (None, "")}
-    return client.create_run(experiment_id, tags=tags, run_name=name).info.run_id
+    run_id = client.create_run(experiment_id, tags=tags,
+                               run_name=name or "/".join(sweep_dir.parts[-2:])).info.run_id
+    if params:
+        _log_batches(client, run_id, params=params)
+    return run_id
 
 
 def finish_sweep_run(client, run_id: str, sweep_dir: str | Path) -> list[str]:
-    """Attach the sweep-level files that exist and mark the parent finished."""
+    """Attach the sweep-level files that exist, log the sweep's figures, mark it finished."""
     sweep_dir = Path(sweep_dir)
     logged = []
     for pattern in SWEEP_FILE_PATTERNS:
@@ -255,8 +294,66 @@ def finish_sweep_run(client, run_id: str, sweep_dir: str | Path) -> list[str]:
             if path.is_file() and path.name not in logged:
                 client.log_artifact(run_id, str(path))
                 logged.append(path.name)
+    _log_batches(client, run_id, metrics=sweep_metrics(sweep_dir))
     client.set_terminated(run_id, "FINISHED")
     return logged
+
+
+def sweep_params(config) -> dict[str, str]:
+    """What defines a sweep, as the parent run's params: search space, fixed overrides,
+    sampler, objective, backend, hardware, sweeper and the command line's overrides."""
+    from omegaconf import OmegaConf
+
+    def text(value) -> str:
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
+        return (json.dumps(value, separators=(",", ":")) if isinstance(value, (dict, list))
+                else str(value))[:MAX_PARAM_VALUE]
+
+    keys = ("search.name", "search.study_name", "search.knobs", "search.fixed",
+            "search.sampler", "search.objective", "search.storage", "compiler.backend",
+            "hw.arch", "tiling.mode", "hydra.sweeper._target_", "hydra.launcher._target_",
+            "hydra.overrides.task")
+    out = {}
+    for key in keys:
+        value = _select(config, key)
+        if value not in (None, "") and not (OmegaConf.is_config(value) and len(value) == 0):
+            out[clean_key("sweep." + key.removeprefix("hydra."))] = text(value)
+    return out
+
+
+def sweep_metrics(sweep_dir: Path) -> dict[str, float]:
+    """The sweep's figures from its own files: trials and passes (the summary), compiles,
+    inferred answers, frontier size and whether it is exact (a frontier search's
+    optimization_results.yaml), and the largest passing params and MACs."""
+    import csv
+
+    metrics: dict[str, float] = {}
+    rows: list[dict] = []
+    for summary in sorted(sweep_dir.glob("*summary*.tsv")):
+        with open(summary, newline="") as f:
+            rows += [r for r in csv.DictReader(f, delimiter="\t") if r.get("verdict")]
+    if rows:
+        passing = [r for r in rows if r["verdict"] == "pass"]
+        metrics.update(trials=len(rows), passes=len(passing), fails=len(rows) - len(passing))
+        for size in ("params", "macs"):
+            values = [float(r[size]) for r in passing if (r.get(size) or "").strip()]
+            if values:
+                metrics[f"best_{size}_passing"] = max(values)
+    frontier = sweep_dir / "optimization_results.yaml"
+    if frontier.is_file():
+        from omegaconf import OmegaConf
+
+        res = OmegaConf.to_container(OmegaConf.load(frontier))
+        for key, name in (("compiles_this_run", "compiles"), ("compiles_before",
+                          "compiles_before"), ("inferred_recorded", "inferred"),
+                          ("certificate_size", "frontier_size"), ("unknown", "unknown")):
+            if isinstance(res.get(key), (int, float)):
+                metrics[name] = float(res[key])
+        metrics["frontier_exact"] = 1.0 if res.get("exact") else 0.0
+        metrics["maximal_passing"] = float(len(res.get("maximal_passing") or []))
+        metrics["minimal_failing"] = float(len(res.get("minimal_failing") or []))
+    return metrics
 
 
 def runs_with_tag(client, experiment_id: str, tag: str) -> dict[str, list]:
@@ -276,6 +373,30 @@ def runs_with_tag(client, experiment_id: str, tag: str) -> dict[str, list]:
             return found
 
 
+def _study_key(config) -> str | None:
+    """A frontier search's identity (storage and study name): its resumes share a parent."""
+    if not str(_select(config, "hydra.sweeper._target_") or "").endswith("FrontierSweeper"):
+        return None
+    study = _select(config, "search.study_name") or _select(config, "search.name")
+    if not study:
+        return None
+    from ..search.study import storage_location
+
+    location = storage_location(_select(config, "search.storage"), str(study))
+    if "://" not in location:
+        location = str(Path(location).resolve())
+    return f"{location}::{study}"[:MAX_TAG_VALUE]
+
+
+def _study_parent(client, experiment_id: str, study: str) -> str | None:
+    from mlflow.entities import ViewType
+
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{STUDY_TAG}` = '{study}'",
+                              run_view_type=ViewType.ACTIVE_ONLY, max_results=1,
+                              order_by=["attributes.start_time DESC"])
+    return runs[0].info.run_id if runs else None
+
+
 # -- the two entry points a sweep uses ----------------------------------------------------
 def start_sweep(config) -> dict:
     """on_multirun_start: experiment, parent run and the link file for the workers."""
@@ -291,10 +412,20 @@ def start_sweep(config) -> dict:
              "overrides": " ".join(_select(hydra, "overrides.task") or []),
              "compiler_backend": _select(config, "compiler.backend"),
              "hw_arch": _select(config, "hw.arch")}
+    study = _study_key(config)
     try:
         client = client_for(uri)  # a new SQLite store gets its schema here, before any worker
         link["experiment_id"] = ensure_experiment(client, name, uri)
-        link["parent_run_id"] = create_sweep_run(client, link["experiment_id"], sweep_dir, extra)
+        resumed = _study_parent(client, link["experiment_id"], study) if study else None
+        if resumed is not None:  # a resumed search: its trials join the search's parent
+            client.update_run(resumed, "RUNNING")
+            client.set_tag(resumed, "sweep_dir", str(sweep_dir.resolve()))
+            link["parent_run_id"] = resumed
+        else:
+            link["parent_run_id"] = create_sweep_run(
+                client, link["experiment_id"], sweep_dir,
+                {**extra, **({STUDY_TAG: study} if study else {})}, sweep_params(config),
+                name=_select(config, "search.study_name") or _select(config, "search.name"))
         stale = sweep_dir / FAILED_MARKER
         if stale.exists():  # an earlier sweep into this dir; its runs can still be synced
             stale.unlink()
@@ -333,6 +464,8 @@ def log_job_trial(cfg, result: dict, run_dir: str | Path) -> str | None:
             return None
     else:
         uri, experiment_id, parent = resolve_uri(cfg.tracking.tracking_uri), None, None
+        if cfg.tracking.get("background", False):
+            return log_in_background(run_dir, uri, experiment_name(cfg))
     try:
         client = client_for(uri)
         if experiment_id is None:
@@ -342,6 +475,26 @@ def log_job_trial(cfg, result: dict, run_dir: str | Path) -> str | None:
     except Exception as exc:
         report_failure_once(where, exc, uri)
         return None
+
+
+def log_in_background(run_dir: Path, uri: str, experiment: str) -> None:
+    """Hand a single run's logging to a detached ``python -m tasnet_sweep.sync`` (its output in
+    ``<run dir>/tracking.log``): importing MLflow and opening its store take seconds that the
+    trial need not wait for.  sync is idempotent, and a failure leaves ``tracking_failed.txt``
+    with the command to run again, as inline logging does."""
+    import subprocess
+    import sys
+
+    run_dir = Path(run_dir)
+    with open(run_dir / BACKGROUND_LOG, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tasnet_sweep.sync", str(run_dir), "--uri", uri,
+             "--experiment", experiment, "--mark-failure"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    log.info("MLflow: logging this run in the background (pid %d, %s)", proc.pid,
+             run_dir / BACKGROUND_LOG)
+    return None
 
 
 def _sweep_dir() -> Path | None:
