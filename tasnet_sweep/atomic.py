@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import tempfile
@@ -38,13 +37,12 @@ def write_json(path: str | os.PathLike, obj) -> Path:
 
 @contextlib.contextmanager
 def locked(path: str | os.PathLike) -> Iterator[None]:
-    """An exclusive advisory lock on ``.<name>.lock`` beside ``path``, for every process here."""
+    """An exclusive lock on ``.<name>.lock`` beside ``path``, for every process here
+    (``filelock``: an ``flock`` on POSIX, so a holder killed with SIGKILL releases it)."""
+    from filelock import FileLock
+
     path = Path(path)
     lock = path.with_name(f".{path.name}.lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with FileLock(lock):
+        yield

@@ -91,6 +91,7 @@ def test_a_sweep_group_without_multirun_is_one_line(arg, capsys):
     assert len(err) == 1 and f"{arg} describes a sweep: add -m" in err[0]
 
 
+@pytest.mark.slow
 def test_run_tags_are_unique_within_every_shipped_sweep():
     """A grid over the unit's own knobs, and every experiment's rungs, get one tag per job."""
     from omegaconf import OmegaConf

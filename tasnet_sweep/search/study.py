@@ -68,28 +68,25 @@ def open_storage(location: str):
 
 
 class FlockJournalLock:
-    """The journal file's writer lock as an ``flock``: the kernel drops it when its holder dies,
-    so a worker killed with SIGKILL never leaves a stale lock behind (Optuna's default symlink
-    lock then makes every other worker wait out a 30 s grace period)."""
+    """The journal file's writer lock for Optuna's ``JournalFileBackend(lock_obj=...)`` (its
+    acquire/release interface), held through ``filelock``, an ``flock`` on POSIX: the kernel
+    drops it when its holder dies, so a worker killed with SIGKILL never leaves a stale lock
+    behind (Optuna's default symlink lock then makes every other worker wait out a 30 s grace
+    period)."""
 
     def __init__(self, journal: Path):
+        from filelock import FileLock
+
         self.path = journal.with_name(f".{journal.name}.flock")
-        self._fh = None
+        self._lock = FileLock(self.path)
 
     def acquire(self) -> bool:
-        import fcntl
-
-        self._fh = open(self.path, "a")
-        fcntl.flock(self._fh, fcntl.LOCK_EX)
+        self._lock.acquire()
         return True
 
     def release(self) -> None:
-        import fcntl
-
-        if self._fh is not None:
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
+        if self._lock.is_locked:
+            self._lock.release()
 
 
 def _create_study(storage: str, attempts: int = 5, **kwargs):
