@@ -31,7 +31,7 @@ NOT_IN_A_CLONE = shutil.ignore_patterns(".git", "outputs", "multirun", "build", 
                                         "mlruns", "mlartifacts")
 #: the commands the README shows, each of which must answer --help from the wheel
 COMMANDS = ("agreement", "calibrate", "compare", "sync", "rebuild_summary", "separate",
-            "quant_estimate", "validate", "doctor")
+            "quant_estimate", "validate", "doctor", "gc")
 
 
 def _run(argv: list, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -84,7 +84,11 @@ class ContentStore:
         return entry
 
     def put(self, key: str, blobs: dict[str, bytes], files: dict[str, Path]) -> Path:
-        """Store ``blobs`` (name -> bytes) and copies of ``files`` (name -> path); manifest last."""
+        """Store ``blobs`` (name -> bytes) and ``files`` (name -> path); manifest last.
+
+        Files are hard-linked where the filesystem allows (one copy on disk for the run folder
+        and the cache: every writer here replaces a file rather than changing it in place, and
+        the digests would catch one that did), copied otherwise."""
         entry = self.path(key)
         if entry.exists():
             shutil.rmtree(entry)
@@ -95,10 +99,7 @@ class ContentStore:
             digests[name] = digest(data)
         for name, src in files.items():
             dst = entry / name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dst.with_name(f".{dst.name}.tmp")
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
+            restore_file(Path(src), dst)  # a hard link, else a copy
             digests[name] = file_digest(dst)
         write_json(entry / MANIFEST, {"files": digests})  # the entry exists once this exists
         return entry
