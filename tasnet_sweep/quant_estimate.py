@@ -61,6 +61,7 @@ def run_quant_estimate(cfg) -> dict:
     print(f"{PROG}: int{r.quant_bits} ({r.weight_quant} weights) SNR per source vs float: "
           f"{snrs} dB", file=sys.stderr)
     print(f"{PROG}: {sdk_line(sdk)}", file=sys.stderr)
+    print(f"{PROG}: wrote {Path(r.output_dir) / 'quant_estimate.json'}", file=sys.stderr)
     return result
 
 

@@ -35,24 +35,25 @@ def _tsv(rows: list[dict], cols: list[str]) -> str:
 
 def unit_rows(dep, executor, reference, repeats: int, seed: int = 0) -> list[dict]:
     """Every instance on one random tile: max |runtime - torch| and mean ms per call."""
+    from .progress import iterate
     from .tiling.parity import si_snr_db
 
     rng = np.random.default_rng(seed)
     rows = []
-    for step in dep.plan.npu_steps():
-        for inst in step.instances:
-            spec = dep.plan.units[inst.unit]
-            x = rng.standard_normal((1, spec.cin, 1, spec.in_width)).astype(np.float32)
-            ref = reference.run(inst, x)
-            got = executor.run(inst, x)  # the first call also loads the unit
-            t0 = time.perf_counter()
-            for _ in range(repeats):
-                executor.run(inst, x)
-            rows.append({"instance": inst.name, "unit": inst.unit, "stage": step.stage,
-                         "in_shape_nhwc": f"1x{spec.in_width}x{spec.cin}",
-                         "max_abs": float(np.max(np.abs(got - ref))),
-                         "snr_db": si_snr_db(got, ref),
-                         "latency_ms": 1e3 * (time.perf_counter() - t0) / repeats})
+    pairs = [(step, inst) for step in dep.plan.npu_steps() for inst in step.instances]
+    for step, inst in iterate(pairs, "unit instances", "instance"):
+        spec = dep.plan.units[inst.unit]
+        x = rng.standard_normal((1, spec.cin, 1, spec.in_width)).astype(np.float32)
+        ref = reference.run(inst, x)
+        got = executor.run(inst, x)  # the first call also loads the unit
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            executor.run(inst, x)
+        rows.append({"instance": inst.name, "unit": inst.unit, "stage": step.stage,
+                     "in_shape_nhwc": f"1x{spec.in_width}x{spec.cin}",
+                     "max_abs": float(np.max(np.abs(got - ref))),
+                     "snr_db": si_snr_db(got, ref),
+                     "latency_ms": 1e3 * (time.perf_counter() - t0) / repeats})
     return rows
 
 

@@ -155,6 +155,8 @@ class FrontierSweeperImpl:
                  "%d before (study %s in %s)", "exact" if frontier.complete else "NOT exact",
                  len(frontier.maximal_passing), len(frontier.minimal_failing),
                  state.compiled_now, state.compiled_before, study_name, study.location)
+        log.info("frontier files (frontier.md, frontier.tsv, frontier.png, "
+                 "optimization_results.yaml) in %s", sweep_dir)
         return returns
 
     def _sizes(self, lattice, passthrough, objective: str):

@@ -70,7 +70,9 @@ class LadderSweeper(Sweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         state = ladder.LadderState(rungs, self.stop_on)
         returns = []
-        for idx, job in enumerate(jobs):
+        from tasnet_sweep.progress import iterate
+
+        for idx, job in iterate(list(enumerate(jobs)), "ladder rungs", "rung"):
             log.info("ladder rung %d/%d: %s", idx + 1, len(jobs), " ".join(rungs[idx]))
             result = self.launcher.launch([job], initial_job_idx=idx)[0]
             returns.append([result])

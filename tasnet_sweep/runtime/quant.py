@@ -73,9 +73,13 @@ def calibrate_ranges(plan, params, calibration: list[np.ndarray]) -> dict[str, l
     """Each instance's largest |input| and |output| over the ``calibration`` waveforms."""
     from ..tiling.stitch import separate
 
+    from ..progress import bar
+
     rec = RangeRecorder(plan, params)
-    for wav in calibration:
-        separate(plan, params, rec, wav)
+    with bar(len(calibration), "calibration frames", unit="frame") as shown:
+        for wav in calibration:
+            separate(plan, params, rec, wav)
+            shown.update()
     return rec.ranges
 
 

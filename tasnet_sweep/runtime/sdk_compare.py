@@ -148,8 +148,10 @@ def compare_units(plan, params, ranges: dict, evaluation: np.ndarray, hars: dict
     recorder = FirstInputRecorder(plan, params)
     separate(plan, params, recorder, evaluation)
     fq = FakeQuantExecutor(plan, params, ranges, bits, per_channel)
+    from ..progress import iterate
+
     units = []
-    for key, har in hars.items():
+    for key, har in iterate(hars.items(), "DFC emulator per unit", "unit", total=len(hars)):
         inst = recorder.first[key]
         x = recorder.inputs[key]
         ref = recorder.run(inst, x)

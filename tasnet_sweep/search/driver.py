@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..progress import bar as progress_bar
 from .lattice import PASS, UNKNOWN, Knowledge, Lattice
 from .sampler import SAMPLERS, FrontierSampler
 from .study import FrontierStudy, job_outcome, open_storage, storage_location
@@ -88,18 +89,36 @@ def run(lattice: Lattice, study: FrontierStudy, launch: Launch, sampler: str = "
     step = _frontier_step if sampler == "frontier" else _optuna_step
     proposer = FrontierSampler(lattice, prior=prior, seed=seed) if sampler == "frontier" else None
     asks = 0
-    while not state.done:
-        room = batch_size if max_trials is None else min(batch_size,
-                                                         max_trials - state.compiled_now)
-        if room <= 0 or asks > 20 * lattice.size:
-            break
-        launched = step(state, study, proposer, launch, room)
-        asks += max(launched, 1)
-        if launched < 0:
-            break
+    with progress_bar(lattice.size, f"search {study.study_name}", unit="config") as shown:
+        _show(shown, state, lattice)
+        while not state.done:
+            room = batch_size if max_trials is None else min(batch_size,
+                                                             max_trials - state.compiled_now)
+            if room <= 0 or asks > 20 * lattice.size:
+                break
+            launched = step(state, study, proposer, launch, room)
+            asks += max(launched, 1)
+            _show(shown, state, lattice)
+            if launched < 0:
+                break
     if record_inferred:
         state.inferred_recorded = study.record_inferred(knowledge)
     return state
+
+
+def _show(shown, state: SearchRun, lattice: Lattice) -> None:
+    """The bar: answered of N, with compiled / inferred / unknown and the best pass so far."""
+    k = state.knowledge
+    answered = lattice.size - k.unknown
+    passes = [(r.get("params") or 0, p) for p, r in state.records.items()
+              if r.get("verdict") == "pass"]
+    best = max(passes)[1] if passes else None
+    shown.set_postfix_str(
+        f"compiled {state.compiled_before + state.compiled_now}, inferred "
+        f"{answered - len(k.observed)}, unknown {k.unknown}"
+        + (f", best pass {' '.join(f'{n}={v}' for n, v in lattice.values(best).items())}"
+           if best is not None else ""), refresh=False)
+    shown.update(answered - shown.n)  # redraws the bar with the figures above
 
 
 def prior_from_study(lattice: Lattice, study_name: str, storage: str | None = None):
