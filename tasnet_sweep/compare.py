@@ -112,17 +112,18 @@ def plot(rows: list[dict], path: str | Path) -> Path:
 
     sweeps = sorted({r["sweep"] for r in rows})
     fig, ax = plt.subplots(figsize=(9, 1.6 + 0.5 * len(sweeps)))
+    offset = {"pass": 0.15, "fail": -0.15}  # pass above, fail below: both seen at one size
     for r in rows:
         if r["params"] is None:
             continue
-        y = sweeps.index(r["sweep"])
+        y = sweeps.index(r["sweep"]) + offset.get(r["verdict"], 0.0)
         ax.scatter(r["params"], y, marker=MARKERS.get(r["evidence"], "o"), s=60,
                    color=COLOURS.get(r["verdict"], "#9e9e9e"), edgecolors="black",
-                   linewidths=0.4, zorder=3)
-    ax.set_xscale("log")
+                   linewidths=0.4, zorder=3, alpha=0.85)
+    ax.set_xscale("symlog", linthresh=1)  # zero-parameter units (norms, activations) stay
     ax.set_yticks(range(len(sweeps)), sweeps, fontsize=7)
     ax.set_ylim(-0.7, len(sweeps) - 0.3)
-    ax.set_xlabel("params (log scale)")
+    ax.set_xlabel("params (log scale; 0 for parameter-free units)")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title("trials per sweep: colour = verdict, marker = evidence", fontsize=9)
     handles = [Line2D([], [], ls="", marker="o", color=c, label=v) for v, c in COLOURS.items()]

@@ -318,3 +318,27 @@ def test_a_prior_study_orders_the_queries_and_real_outcomes_override_it(tmp_path
     assert len(launched) < len(unaided)
     with pytest.raises(ValueError, match="search.prior_study='nope'"):
         driver.prior_from_study(lat, "nope", storage)
+
+
+def test_the_frontier_plot_shows_only_the_knobs_that_matter_and_their_staircase():
+    from tasnet_sweep.search.frontier import _staircase, frontier_png, knobs_that_matter, summarize
+
+    lat = Lattice.from_spec({"model.n_blocks": [1, 2, 4], "model.bn": [32, 64],
+                             "tiling.tile_width": [64, 256]})
+    knowledge = Knowledge(lat)
+    for p in lat.points():
+        p = tuple(int(i) for i in p)
+        knowledge.record(p, p[0] + p[1] <= 2)  # tile width never matters
+    assert knobs_that_matter(knowledge.status) == [0, 1]
+    stairs = _staircase(knowledge.status[:, :, 0])
+    assert list(stairs) == [1, 1, 0]  # the largest bn that passes, per n_blocks
+    png = frontier_png(summarize(lat, knowledge))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_labels_lead_with_the_knob_that_steps():
+    from tasnet_sweep.report.plots import varying_columns
+
+    rows = [{"bn": "32", "hidden": h, "unit": "full"} for h in ("64", "128", "256")]
+    rows += [{"bn": "64", "hidden": "256", "unit": "full"}]
+    assert varying_columns(rows, ("bn", "hidden", "unit")) == ["hidden", "bn"]

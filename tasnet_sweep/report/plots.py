@@ -31,7 +31,14 @@ def _state(value: str) -> str:
 
 
 def varying_columns(rows: list[dict], candidates) -> list[str]:
-    return [c for c in candidates if len({r.get(c, "") for r in rows}) > 1]
+    """The candidates whose value varies across ``rows``, the one that changes most often from
+    one row to the next first (the knob a ladder or grid steps leads each label)."""
+    varying = [c for c in candidates if len({r.get(c, "") for r in rows}) > 1]
+
+    def changes(column: str) -> int:
+        return sum(a.get(column, "") != b.get(column, "") for a, b in zip(rows, rows[1:]))
+
+    return sorted(varying, key=lambda c: -changes(c))
 
 
 def pass_fail_strip(rows: list[dict], label_columns, path: str | Path, title: str) -> Path:

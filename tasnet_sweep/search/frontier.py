@@ -170,8 +170,35 @@ def frontier_markdown(frontier: Frontier, title: str = "Frontier") -> str:
     return "\n".join(lines) + "\n"
 
 
+def knobs_that_matter(status: np.ndarray) -> list[int]:
+    """Axes along which some pair of known neighbours differs (one passes, the other fails)."""
+    found = []
+    for axis in range(status.ndim):
+        lo = np.take(status, range(status.shape[axis] - 1), axis=axis)
+        hi = np.take(status, range(1, status.shape[axis]), axis=axis)
+        if ((lo == PASS) & (hi == FAIL)).any() or ((lo == FAIL) & (hi == PASS)).any():
+            found.append(axis)
+    return found
+
+
+def _staircase(status2d: np.ndarray) -> np.ndarray:
+    """For each x level, the highest y level known to pass (-1: none)."""
+    passing = status2d == PASS
+    top = np.where(passing.any(axis=1), status2d.shape[1] - 1 - np.argmax(passing[:, ::-1],
+                                                                          axis=1), -1)
+    return top
+
+
+MAX_STAIRS = 6  # staircases drawn per panel; more combinations of the other knobs: the extremes
+
+
 def frontier_png(frontier: Frontier) -> bytes:
-    """Pass / fail / inferred over each pair of knobs (share of configs per cell, others pooled)."""
+    """The boundary over each pair of knobs that matter: the share of configurations that
+    compile (over the other knobs) as the background, and for each combination of the other
+    knobs' levels (or their smallest and largest, when there are many) the staircase of
+    maximal passing configs, compiled ones filled and inferred ones hollow."""
+    import itertools
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,43 +208,68 @@ def frontier_png(frontier: Frontier) -> bytes:
 
     lat, k = frontier.lattice, frontier.knowledge
     status = k.status
-    observed = np.zeros(lat.shape, dtype=np.int8)
-    for p, ok in k.observed.items():
-        observed[p] = PASS if ok else FAIL
-    pairs = [(i, j) for i in range(len(lat.names)) for j in range(i + 1, len(lat.names))]
-    if not pairs:
-        pairs = [(0, 0)]
-    cols = min(3, len(pairs))
+    axes_used = knobs_that_matter(status) or list(range(len(lat.names)))
+    pairs = list(itertools.combinations(axes_used, 2)) or [(axes_used[0], None)]
+    cols = min(2, len(pairs))
     rows = -(-len(pairs) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
-    for ax, (i, j) in zip(axes.flat, pairs):
-        others = tuple(a for a in range(status.ndim) if a not in (i, j))
-        score = (status == PASS) + 0.5 * (status == UNKNOWN)  # unknown: the middle (yellow)
-        share = score.mean(axis=others) if others else score * 1.0
-        if i == j:
-            share = share.reshape(-1, 1)
-        ax.imshow(np.atleast_2d(share).T, origin="lower", cmap="RdYlGn", vmin=0, vmax=1,
-                  aspect="auto")
-        comp_pass = (observed == PASS).sum(axis=others) if others else observed == PASS
-        comp_fail = (observed == FAIL).sum(axis=others) if others else observed == FAIL
-        unknown = (status == UNKNOWN).sum(axis=others) if others else status == UNKNOWN
-        for a in range(lat.shape[i]):
-            for b in range(lat.shape[j] if i != j else 1):
-                idx = (a, b) if i != j else (a,)
-                text = f"{int(np.asarray(comp_pass)[idx])}/{int(np.asarray(comp_fail)[idx])}"
-                if np.asarray(unknown)[idx]:
-                    text += f"\n?{int(np.asarray(unknown)[idx])}"
-                ax.text(a, b, text, ha="center", va="center", fontsize=6)
-        ax.set_xticks(range(lat.shape[i]), [str(v) for v in lat.knobs[i].values], fontsize=7)
-        ax.set_xlabel(lat.names[i], fontsize=8)
-        if i != j:
-            ax.set_yticks(range(lat.shape[j]), [str(v) for v in lat.knobs[j].values], fontsize=7)
-            ax.set_ylabel(lat.names[j], fontsize=8)
-    for ax in list(axes.flat)[len(pairs):]:
+    fig, panels = plt.subplots(rows, cols, figsize=(6.2 * cols, 5.6 * rows), squeeze=False,
+                               constrained_layout=True)
+    image = None
+    for ax, (i, j) in zip(panels.flat, pairs):
+        others = [a for a in range(status.ndim) if a not in (i, j)]
+        if j is None:  # one knob matters: a one-level dummy axis stands for y
+            grid = np.expand_dims(np.moveaxis(status, i, 0), 1)
+            y_labels, y_name = ["passes"], ""
+        else:
+            grid = np.moveaxis(status, (i, j), (0, 1))
+            y_labels, y_name = [str(v) for v in lat.knobs[j].values], lat.names[j]
+        flat = grid.reshape(grid.shape[0], grid.shape[1], -1)  # others' combos last, C order
+        share = ((flat == PASS) + 0.5 * (flat == UNKNOWN)).mean(axis=2)
+        image = ax.imshow(share.T, origin="lower", cmap="RdYlGn", vmin=0, vmax=1,
+                          aspect="auto", alpha=0.55)
+        combos = list(itertools.product(*(range(lat.shape[a]) for a in others)))
+        if len(combos) > MAX_STAIRS:
+            combos = [combos[0], combos[-1]]
+        colours = plt.cm.viridis(np.linspace(0, 0.9, max(1, len(combos))))
+        for n, combo in enumerate(combos):
+            column = int(np.ravel_multi_index(combo, [lat.shape[a] for a in others])) \
+                if others else 0
+            top = _staircase(flat[:, :, column])
+            xs = np.arange(len(top))
+            label = ", ".join(f"{lat.names[a]}={lat.knobs[a].values[c]}"
+                              for a, c in zip(others, combo)) or "boundary"
+            if (top < 0).all():
+                label += ": nothing passes"
+            ax.step(xs, np.where(top < 0, np.nan, top), where="mid", color=colours[n], lw=2,
+                    label=label)
+            for x, y in zip(xs, top):
+                if y < 0:
+                    continue
+                point = [0] * status.ndim
+                point[i] = int(x)
+                if j is not None:
+                    point[j] = int(y)
+                for a, c in zip(others, combo):
+                    point[a] = int(c)
+                compiled = tuple(point) in k.observed
+                ax.plot(x, y, "o", ms=7, mec=colours[n], mew=1.5,
+                        mfc=colours[n] if compiled else "white")
+        ax.set_xticks(range(lat.shape[i]), [str(v) for v in lat.knobs[i].values], fontsize=9)
+        ax.set_yticks(range(len(y_labels)), y_labels, fontsize=9)
+        ax.set_xlabel(lat.names[i], fontsize=10)
+        ax.set_ylabel(y_name, fontsize=10)
+        ax.set_ylim(-0.5, len(y_labels) - 0.5)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False,
+                  title="largest passing config, the other knobs at", title_fontsize=7)
+    for ax in list(panels.flat)[len(pairs):]:
         ax.axis("off")
-    fig.suptitle("colour: share passing (compiled + inferred; unknown counts half)\n"
-                 "text: compiled pass/fail, ?unknown", fontsize=8)
-    fig.tight_layout()
+    if image is not None:
+        bar = fig.colorbar(image, ax=panels.ravel().tolist(), shrink=0.8)
+        bar.set_label("share of configurations that compile\n(over the other knobs; unknown "
+                      "counts half)", fontsize=8)
+    fig.suptitle(f"frontier: staircase of maximal passing configs (filled: compiled, hollow: "
+                 f"inferred); {len(k.observed)} compiled, {k.unknown} unknown of {lat.size}",
+                 fontsize=10)
     return png_bytes(fig)
 
 
