@@ -342,3 +342,25 @@ def test_report_labels_lead_with_the_knob_that_steps():
     rows = [{"bn": "32", "hidden": h, "unit": "full"} for h in ("64", "128", "256")]
     rows += [{"bn": "64", "hidden": "256", "unit": "full"}]
     assert varying_columns(rows, ("bn", "hidden", "unit")) == ["hidden", "bn"]
+
+
+def test_on_an_rdb_storage_a_dead_workers_claim_expires_with_its_heartbeat(tmp_path):
+    """A claim is a RUNNING trial with Optuna's heartbeat; a worker on another machine that
+    dies stops beating, and after the grace period its config is handed to the next worker."""
+    import time
+
+    lat = Lattice.from_spec({"model.bn": [16, 32]})
+    url = f"sqlite:///{tmp_path / 'rdb.db'}"
+    grace_s = 1
+    dead = FrontierStudy(lat, "hb", url, heartbeat_s=1, grace_s=grace_s)
+    lost = dead.claim((0,))
+    assert lost is not None
+    # as if its worker ran on another machine: only the heartbeat can retire the claim
+    dead.study._storage.set_trial_system_attr(lost._trial_id, "claim_by", ["elsewhere", 1])
+    alive = FrontierStudy(lat, "hb", url, heartbeat_s=1, grace_s=grace_s)
+    assert alive.claim((0,)) is None  # held: its heartbeat is fresh
+    time.sleep(grace_s + 1)  # the grace period passing is the thing under test
+    mine = alive.claim((0,))
+    assert mine is not None  # the stale claim was failed, the config is this worker's
+    states = {t.number: t.state.name for t in alive.study.get_trials()}
+    assert states[lost.number] == "FAIL"

@@ -177,7 +177,8 @@ def _frontier_step(state, study, proposer, launch, room) -> int:
     else:
         return -1
     points = [p for p, _ in claimed]
-    results = launch(points)
+    with study.heartbeat([c for _, c in claimed]):
+        results = launch(points)
     state.compiled_now += len(points)
     for (point, claim), result in zip(claimed, results):
         study.record_claimed(claim, point, result)

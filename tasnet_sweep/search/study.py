@@ -27,8 +27,10 @@ one machine); anything with ``://`` is handed to Optuna as an RDB URL (sqlite, p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 import warnings
 import socket
 from pathlib import Path
@@ -44,8 +46,13 @@ RESULT_ATTRS = ("verdict", "evidence", "params", "macs", "failure_family", "cach
 DEFAULT_ROOT = Path("outputs/optuna")
 #: failure families that say nothing about the config's size: not monotone evidence
 NOT_EVIDENCE = frozenset({"crash", "timeout", "missing_sdk", "script_error"})
-#: a claim on a point older than this is taken as left behind by a killed worker
+#: on a journal file (no heartbeat in Optuna's JournalStorage): a claim older than this whose
+#: worker is on another machine is taken as left behind by a killed worker
 CLAIM_TTL_S = 6 * 3600.0
+#: on an RDB storage: a claim's worker records Optuna's heartbeat this often, and a claim
+#: whose heartbeat is older than the grace period is failed (``optuna.storages.
+#: fail_stale_trials``), so a killed worker's config goes to another within minutes
+HEARTBEAT_S, GRACE_S = 60, 180
 
 
 def storage_location(storage: str | None, study_name: str) -> str:
@@ -53,12 +60,19 @@ def storage_location(storage: str | None, study_name: str) -> str:
     return storage or str(DEFAULT_ROOT / f"{study_name}.journal")
 
 
-def open_storage(location: str):
-    """An Optuna storage object (journal file) or URL string (RDB) for ``location``."""
+def open_storage(location: str, heartbeat_s: float | None = None,
+                 grace_s: float | None = None):
+    """An Optuna storage for ``location``: a journal file, or an RDB URL; with ``heartbeat_s``
+    an ``RDBStorage`` that records heartbeats (journal files have none in Optuna 5)."""
     import optuna
 
     if "://" in location:
-        return location
+        if heartbeat_s is None:
+            return location
+        with warnings.catch_warnings():  # heartbeats are experimental since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(location, heartbeat_interval=int(heartbeat_s),
+                                              grace_period=int(grace_s or 3 * heartbeat_s))
     from optuna.storages.journal import JournalFileBackend
 
     path = Path(location)
@@ -89,7 +103,7 @@ class FlockJournalLock:
             self._lock.release()
 
 
-def _create_study(storage: str, attempts: int = 5, **kwargs):
+def _create_study(storage: str, attempts: int = 5, heartbeat: tuple | None = None, **kwargs):
     """``optuna.create_study``, retried when workers starting together on an empty database
     race to create Optuna's schema (PostgreSQL: duplicate type/table errors from SQLAlchemy)."""
     import time
@@ -98,7 +112,8 @@ def _create_study(storage: str, attempts: int = 5, **kwargs):
 
     for attempt in range(attempts):
         try:
-            return optuna.create_study(storage=open_storage(storage), **kwargs)
+            return optuna.create_study(storage=open_storage(storage, *(heartbeat or ())),
+                                       **kwargs)
         except Exception as exc:  # noqa: BLE001 - only database races are retried
             racing = type(exc).__module__.startswith("sqlalchemy") or isinstance(
                 exc, (optuna.exceptions.StorageInternalError, optuna.exceptions.DuplicatedStudyError))
@@ -124,7 +139,8 @@ class FrontierStudy:
     """One Optuna study over one lattice; rebuilds the knowledge from its trials."""
 
     def __init__(self, lattice: Lattice, study_name: str, storage: str | None = None,
-                 sampler: str = "frontier", seed: int = 0, objective: str | None = None):
+                 sampler: str = "frontier", seed: int = 0, objective: str | None = None,
+                 heartbeat_s: float = HEARTBEAT_S, grace_s: float = GRACE_S):
         import optuna
 
         self.lattice = lattice
@@ -134,8 +150,10 @@ class FrontierStudy:
         self.by_state = sampler == "frontier"
         self.value_key = objective or "params"
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.heartbeat_s = heartbeat_s if "://" in self.location else None
         self.study = _create_study(
             study_name=study_name, storage=self.location, direction="maximize",
+            heartbeat=(self.heartbeat_s, grace_s) if self.heartbeat_s else None,
             sampler=make_optuna_sampler(sampler, lattice, seed), load_if_exists=True)
         self.study.set_user_attr("knobs", {k.name: list(k.values) for k in lattice.knobs})
         if not self.study.metric_names:
@@ -210,9 +228,15 @@ class FrontierStudy:
 
         State = optuna.trial.TrialState
         storage, study_id = self.study._storage, self.study._study_id
+        if self.heartbeat_s:  # claims whose worker stopped beating are failed now
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.study)
         frozen = optuna.trial.create_trial(state=State.RUNNING, params=self.lattice.values(point),
                                            distributions=self.distributions)
         trial_id = storage.create_new_trial(study_id, template_trial=frozen)
+        if self.heartbeat_s:  # a claim without a heartbeat would never go stale
+            storage.record_heartbeat(trial_id)
         storage.set_trial_system_attr(trial_id, "claim_by", [_HOST, os.getpid()])
         mine = storage.get_trial(trial_id)
         now = datetime.datetime.now()
@@ -220,13 +244,40 @@ class FrontierStudy:
             if t.number == mine.number or t.params != mine.params:
                 continue
             answered = t.state in (State.COMPLETE, State.FAIL) and t.user_attrs.get("compiled")
-            held = t.state == State.RUNNING and t.number < mine.number and \
-                (now - t.datetime_start).total_seconds() < ttl_s and _claimant_alive(t)
+            fresh = self.heartbeat_s is not None or \
+                (now - t.datetime_start).total_seconds() < ttl_s  # heartbeats retire the rest
+            held = t.state == State.RUNNING and t.number < mine.number and fresh and \
+                _claimant_alive(t)
             if answered or held:
                 storage.set_trial_system_attr(trial_id, "claim_lost_to", t.number)
                 storage.set_trial_state_values(trial_id, State.FAIL)
                 return None
         return optuna.trial.Trial(self.study, trial_id)
+
+    @contextlib.contextmanager
+    def heartbeat(self, trials):
+        """Record Optuna's heartbeat for ``trials`` (held claims) while the body runs, on
+        storages that have heartbeats; a SIGKILLed worker stops beating and its claims go
+        stale after the grace period."""
+        if not self.heartbeat_s or not trials:
+            yield
+            return
+        storage, stop = self.study._storage, threading.Event()
+
+        def beat() -> None:
+            while True:
+                for trial in trials:
+                    storage.record_heartbeat(trial._trial_id)
+                if stop.wait(self.heartbeat_s):
+                    return
+
+        thread = threading.Thread(target=beat, name="tasnet-claim-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def record_claimed(self, trial, point, result) -> None:
         """Complete a claim with a job's answer, or release it (FAIL) when it says nothing."""
