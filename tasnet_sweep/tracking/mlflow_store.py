@@ -373,6 +373,16 @@ def runs_with_tag(client, experiment_id: str, tag: str) -> dict[str, list]:
             return found
 
 
+def ui_hint(uri: str, experiment_id: str) -> str:
+    """Where to look: MLflow 3.17's UI picks its GenAI or model-training view from the URL's
+    ``workflowType`` (else the browser's last choice, GenAI at first), not from the
+    experiment's ``mlflow.experimentKind`` tag that earlier 3.x UIs read."""
+    page = f"#/experiments/{experiment_id}?workflowType=machine_learning"
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri.rstrip('/')}/{page}"
+    return f"run `mlflow ui --backend-store-uri {uri}` and open http://127.0.0.1:5000/{page}"
+
+
 def _study_key(config) -> str | None:
     """A frontier search's identity (storage and study name): its resumes share a parent."""
     if not str(_select(config, "hydra.sweeper._target_") or "").endswith("FrontierSweeper"):
@@ -429,7 +439,8 @@ def start_sweep(config) -> dict:
         stale = sweep_dir / FAILED_MARKER
         if stale.exists():  # an earlier sweep into this dir; its runs can still be synced
             stale.unlink()
-        log.info("MLflow: experiment %r, sweep run %s (%s)", name, link["parent_run_id"], uri)
+        log.info("MLflow: experiment %r, sweep run %s (%s); %s", name, link["parent_run_id"],
+                 uri, ui_hint(uri, link["experiment_id"]))
     except Exception as exc:
         report_failure_once(sweep_dir, exc, uri)
     write_json(sweep_dir / LINK_NAME, link)
