@@ -34,6 +34,17 @@ HW_ARCHS = ("hailo8", "hailo8l", "hailo8r", "hailo10h", "hailo15h", "hailo15m", 
 RUNTIMES = ("torch", "onnxruntime", "hailort")
 TRACKING_BACKENDS = ("none", "mlflow")
 SAFE_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=,+-]{0,127}$")
+#: config values that become a file or folder name inside a folder the tool writes to (the run
+#: or sweep folder, outputs/optuna/): a plain name, never a path, so none can escape that folder
+NAME_FIELDS = ("run_tag", "summary_name", "search.name", "search.study_name",
+               "search.prior_study")
+#: config values naming a file or folder the user chooses to read or write (anywhere they can)
+LOCATION_FIELDS = ("compiler.replay_tsv", "compiler.cache_dir", "compiler.calibration.path",
+                   "runtime.input", "runtime.output_dir", "runtime.checkpoint", "runtime.onnx_dir",
+                   "runtime.hef_dir", "runtime.har_dir", "search.storage", "search.prior_storage",
+                   "tracking.tracking_uri")
+#: a compile may not wait longer than this (a day): compiler.timeout_s=inf would hang forever
+MAX_TIMEOUT_S = 24 * 3600.0
 
 
 @dataclass
@@ -187,7 +198,13 @@ TRACKING_URI_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql
 def validate_tracking(t, problems: list[str]) -> None:
     _one_of(problems, "tracking.backend", t.backend, TRACKING_BACKENDS)
     uri = t.tracking_uri
-    if uri is not None:
+    if uri is not None and re.search(r"://[^/@\s]+@", str(uri)):
+        shown = re.sub(r"://[^/@\s]+@", "://***@", str(uri))
+        problems.append(f"tracking.tracking_uri={shown!r} holds a user and password, which the "
+                        "config would write into every run folder: give the URI without them and "
+                        "the credentials in MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD "
+                        "(MLflow reads them), or the whole URI in $MLFLOW_TRACKING_URI")
+    elif uri is not None:
         scheme = str(uri).split(":", 1)[0].split("+", 1)[0] if ":" in str(uri) else ""
         if scheme not in TRACKING_URI_SCHEMES or (scheme != "databricks" and "://" not in uri):
             problems.append(f"tracking.tracking_uri={uri!r} is invalid: expected null or a URI "
@@ -436,8 +453,9 @@ def validate_hw(hw, problems: list[str]) -> None:
 
 def validate_compiler(c, problems: list[str]) -> None:
     """The real compiler's model-script settings and its calibration data source."""
-    if not c.timeout_s > 0:
-        problems.append(f"compiler.timeout_s={c.timeout_s!r} is invalid: expected seconds > 0")
+    if not 0 < c.timeout_s <= MAX_TIMEOUT_S:
+        problems.append(f"compiler.timeout_s={c.timeout_s!r} is invalid: expected seconds > 0 "
+                        f"and at most {MAX_TIMEOUT_S:g} (a day; the default is 3600)")
     for key, top in (("optimization_level", 4), ("compression_level", 2)):
         value = c[key]
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
@@ -548,10 +566,18 @@ def validate(cfg) -> list[str]:
     """Every problem in a composed config, one line each (empty when it is good to run)."""
     problems: list[str] = []
     validate_model(cfg.model, problems)
-    tag = cfg.run_tag
-    if not isinstance(tag, str) or not SAFE_TAG.match(tag) or ".." in tag:
-        problems.append(f"run_tag={tag!r} is invalid: expected 1-128 characters from "
-                        "A-Z a-z 0-9 . _ = , + - starting with a letter or digit, without '..'")
+    for key in NAME_FIELDS:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is None and key != "run_tag":
+            continue
+        if not isinstance(value, str) or not SAFE_TAG.match(value) or ".." in value:
+            problems.append(f"{key}={value!r} is invalid: expected a plain name of 1-128 "
+                            "characters from A-Z a-z 0-9 . _ = , + - starting with a letter or "
+                            "digit, without '..' (it names a file in a folder this tool writes)")
+    for key in LOCATION_FIELDS:
+        value = OmegaConf.select(cfg, key, default=None)
+        if isinstance(value, str) and ("\0" in value or not value.strip()):
+            problems.append(f"{key}={value!r} is invalid: expected a path (not empty, no NUL)")
     _one_of(problems, "tiling.mode", cfg.tiling.mode, TILING_MODES)
     for op in cfg.tiling.host_ops:
         _one_of(problems, "tiling.host_ops", op, HOST_OPS)

@@ -42,9 +42,14 @@ def sync(root: str | Path, uri: str | None = None, experiment: str | None = None
     from .tracking import mlflow_store as store
     from .tracking.flatten import COMPLETE_TAG, SWEEP_ID_TAG, TRIAL_ID_TAG
 
+    from .tracking.flatten import redact
+
     root = Path(root).resolve()
     link = store.read_link(root)
-    uri = store.resolve_uri(uri or (link or {}).get("uri"))
+    linked = (link or {}).get("uri")
+    if linked and redact(linked) != linked or "***@" in str(linked):
+        linked = None  # a redacted URI: the credentials come from --uri or the environment
+    uri = store.resolve_uri(uri or linked)
     name = experiment or (link or {}).get("experiment") or store.DEFAULT_EXPERIMENT
     client = store.client_for(uri)
     experiment_id = store.ensure_experiment(client, name, uri)
@@ -69,9 +74,9 @@ def sync(root: str | Path, uri: str | None = None, experiment: str | None = None
         added.append(store.log_trial_run(client, experiment_id, result, run_dir, plain, parent))
     if parent is not None:
         store.finish_sweep_run(client, parent, root)
-        if link is None or store.resolve_uri(link.get("uri")) == uri:
+        if link is None or store.resolve_uri(link.get("uri")) == redact(uri):
             write_json(root / store.LINK_NAME, {
-                "uri": uri, "experiment": name, "experiment_id": experiment_id,
+                "uri": redact(uri), "experiment": name, "experiment_id": experiment_id,
                 "parent_run_id": parent, "sweep_id": store.digest(root)})
     marker = root / store.FAILED_MARKER
     if marker.exists():
@@ -97,6 +102,8 @@ def _existing_parent(client, experiment_id: str, link: dict | None, sweep_id: st
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .tracking.flatten import redact
+
     parser = argparse.ArgumentParser(
         prog="python -m tasnet_sweep.sync",
         description="Push trials recorded under a sweep (or run) dir that MLflow is missing.")
@@ -124,13 +131,13 @@ def main(argv: list[str] | None = None) -> int:
             from .tracking.mlflow_store import report_failure_once, resolve_uri
 
             report_failure_once(root, exc, resolve_uri(args.uri))
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        first = redact((str(exc).strip().splitlines() or [""])[0][:300])
         print(f"tasnet_sweep.sync: MLflow is not reachable or refused the trials "
               f"({type(exc).__name__}: {first}); nothing was lost, try again later",
               file=sys.stderr)
         return EXIT_TRACKING
     print(f"synced {root}: {len(done['added'])} trial(s) added, {done['present']} already "
-          f"in MLflow (experiment {done['experiment']!r} at {done['uri']}"
+          f"in MLflow (experiment {done['experiment']!r} at {redact(done['uri'])}"
           + (f", sweep run {done['parent_run_id']})" if done["parent_run_id"] else ")"))
     return 0
 

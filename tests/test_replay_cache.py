@@ -159,3 +159,54 @@ def test_a_cache_hit_names_the_layers_of_its_own_net(tmp_path):
     for result in (first, second):
         tag = result["summary"]["run_tag"]
         assert result["summary"]["first_failing_layer"].startswith(tag + "/"), result["summary"]
+
+
+@pytest.mark.parametrize("poison", ["empty_manifest", "entry_is_a_file", "record_without_key"])
+def test_a_poisoned_cache_entry_is_recomputed_not_a_traceback(tmp_path, poison):
+    common = [*SMALL, "unit=encoder", f"compiler.cache_dir={tmp_path / 'cache'}"]
+    first = trial.run(compose_cfg(*common), tmp_path / "a")
+    kind = "trial" if poison == "record_without_key" else "compile"
+    entries = [p for p in (tmp_path / "cache" / kind).glob("*/*") if p.is_dir()]
+    assert len(entries) == 1
+    entry = entries[0]
+    if poison == "empty_manifest":
+        (entry / "manifest.json").write_text('{"files": {}}')
+    elif poison == "entry_is_a_file":
+        import shutil
+
+        shutil.rmtree(entry)
+        entry.write_text("not a folder")
+        for trial_entry in (tmp_path / "cache" / "trial").glob("*/*"):  # force the compile
+            shutil.rmtree(trial_entry)
+    else:
+        (entry / "record.json").write_text('{"unit": {}}')
+        manifest = json.loads((entry / "manifest.json").read_text())
+        from tasnet_sweep.compile.cache import file_digest
+
+        manifest["files"]["record.json"] = file_digest(entry / "record.json")
+        (entry / "manifest.json").write_text(json.dumps(manifest))
+    again = trial.run(compose_cfg(*common), tmp_path / "b")
+    assert again["summary"]["verdict"] == first["summary"]["verdict"]
+    assert again["summary"]["params"] == first["summary"]["params"]
+
+
+def test_a_truncated_sizes_cache_is_counted_again(tmp_path):
+    import numpy as np
+
+    from tasnet_sweep.search.lattice import Lattice
+    from tasnet_sweep.search.sizes import cached_lattice_sizes
+
+    lat = Lattice.from_spec({"model.n_filters": [16, 32]})
+    job = compose_cfg(*SMALL, "unit=encoder")
+    calls = []
+
+    def size(cfg, objective):
+        calls.append(cfg.model.n_filters)
+        return int(cfg.model.n_filters)
+
+    first = cached_lattice_sizes(lat, job, "params", tmp_path, size)
+    for npy in tmp_path.glob("sizes-*.npy"):
+        npy.write_bytes(npy.read_bytes()[:20])  # cut off mid-write
+    again = cached_lattice_sizes(lat, job, "params", tmp_path, size)
+    assert list(again) == list(first) == [16, 32] and len(calls) == 4
+    assert np.load(next(tmp_path.glob("sizes-*.npy"))).shape == (2,)  # rewritten whole

@@ -54,8 +54,9 @@ class CorruptEntry(Exception):
 class ContentStore:
     """Directories of files under ``root/<kind>/<key[:2]>/<key>/`` with a digest manifest."""
 
-    def __init__(self, root: str | os.PathLike, kind: str):
+    def __init__(self, root: str | os.PathLike, kind: str, required: tuple[str, ...] = ()):
         self.root = Path(root) / kind
+        self.required = required  # files every entry of this kind must list
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / key
@@ -69,11 +70,18 @@ class ContentStore:
     def get(self, key: str) -> Path | None:
         """The entry's directory if it exists and verifies; a corrupted entry is removed."""
         entry = self.path(key)
+        if entry.exists() and not entry.is_dir():  # something else sits where the entry goes
+            log.warning("cache entry %s is not a folder: removing it and recomputing", entry)
+            entry.unlink()
+            return None
         manifest = entry / MANIFEST
         if not manifest.exists():
             return None
         try:
             files = json.loads(manifest.read_text())["files"]
+            missing = [name for name in self.required if name not in files]
+            if missing:
+                raise CorruptEntry(f"its manifest does not list {', '.join(missing)}")
             for name, expected in files.items():
                 if not (entry / name).is_file() or file_digest(entry / name) != expected:
                     raise CorruptEntry(f"{name} does not match its digest")
@@ -90,8 +98,10 @@ class ContentStore:
         and the cache: every writer here replaces a file rather than changing it in place, and
         the digests would catch one that did), copied otherwise."""
         entry = self.path(key)
-        if entry.exists():
+        if entry.is_dir():
             shutil.rmtree(entry)
+        elif entry.exists():
+            entry.unlink()
         entry.mkdir(parents=True)
         digests = {}
         for name, data in blobs.items():
@@ -144,7 +154,7 @@ class CompileCache:
     TRANSIENT = frozenset({"crash", "timeout", "missing_sdk"})
 
     def __init__(self, root: str | os.PathLike):
-        self.store = ContentStore(root, "compile")
+        self.store = ContentStore(root, "compile", required=("outcome.json",))
 
     @staticmethod
     def key(onnx_digest: str, backend, hw: dict) -> str:
@@ -210,11 +220,21 @@ class TrialCache:
     """Whole-trial records keyed by recipe; a hit needs a valid compile entry as well."""
 
     def __init__(self, root: str | os.PathLike):
-        self.store = ContentStore(root, "trial")
+        self.store = ContentStore(root, "trial", required=("record.json",))
 
     def get(self, key: str) -> dict | None:
         entry = self.store.get(key)
-        return None if entry is None else json.loads((entry / "record.json").read_text())
+        if entry is None:
+            return None
+        try:
+            record = json.loads((entry / "record.json").read_text())
+            if not isinstance(record, dict) or not record.get("compile_key"):
+                raise CorruptEntry("its record names no compile entry")
+        except (ValueError, CorruptEntry) as exc:
+            log.warning("cache entry %s is corrupted (%s): recomputing it", entry, exc)
+            shutil.rmtree(entry, ignore_errors=True)
+            return None
+        return record
 
     def put(self, key: str, record: dict) -> None:
         blob = json.dumps(record, indent=1, default=str).encode()

@@ -137,8 +137,12 @@ def cached_lattice_sizes(lattice: Lattice, first_job: DictConfig, objective: str
     digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"sizes-{objective}-{digest}.npy"
     if path.exists():
-        cached = np.load(path)
-        if cached.shape == lattice.shape:
+        try:
+            cached = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:  # truncated or not an array at all
+            log.warning("sizes cache %s is unreadable (%s): counting again", path, exc)
+            cached = None
+        if cached is not None and cached.shape == lattice.shape:
             return cached
     sizes = lattice_sizes(lattice, first_job, objective, size)
     buffer = io.BytesIO()

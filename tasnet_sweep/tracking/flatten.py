@@ -30,6 +30,13 @@ STUDY_TAG = "tasnet.study"  # on a frontier search's parent: <storage>::<study n
 #: the experiment tag MLflow 3's UI reads to open the model-training view rather than GenAI
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 _BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-. /]")
+#: user:password in a URL (a tracking URI like http://alice:s3cr3t@host:5000)
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the user and password of every URL in it replaced by ``***``."""
+    return _CREDENTIALS.sub(lambda m: m.group("scheme") + "***@", str(text))
 
 
 def clean_key(key: str) -> str:
@@ -57,11 +64,11 @@ def _walk(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
 
 def flatten_config(plain: dict) -> dict[str, str]:
     """The composed config as ``{"model.bn": "128", ...}``: model knobs first, then the rest
-    in config order; values cut to MLflow's param length."""
+    in config order; values cut to MLflow's param length, credentials in URLs redacted."""
     flat = dict(_walk(plain, ""))
     knobs = [f"model.{k}" for k in KNOB_COLUMNS if f"model.{k}" in flat]
     ordered = knobs + [k for k in flat if k not in knobs]
-    return {clean_key(k): _as_text(flat[k])[:MAX_PARAM_VALUE] for k in ordered}
+    return {clean_key(k): redact(_as_text(flat[k]))[:MAX_PARAM_VALUE] for k in ordered}
 
 
 def _number(value: Any) -> float | None:

@@ -25,7 +25,7 @@ from ..atomic import write_json
 from .flatten import (COMPLETE_TAG, EXPERIMENT_KIND, KIND_TAG, MAX_METRICS_PER_BATCH,
                       MAX_PARAM_VALUE, MAX_PARAMS_PER_BATCH, MAX_TAG_VALUE, MAX_TAGS_PER_BATCH,
                       STUDY_TAG, SWEEP_ID_TAG, TRIAL_ID_TAG, chunks, clean_key, flatten_config,
-                      standard_tags, trial_metrics, trial_tags)
+                      redact, standard_tags, trial_metrics, trial_tags)
 
 log = logging.getLogger("tasnet_sweep.tracking")
 
@@ -173,7 +173,8 @@ def report_failure_once(where: str | Path, exc: BaseException, uri: str) -> bool
     creates it logs a warning.  Returns True for that process."""
     where = Path(where)
     first_line = (str(exc).strip().splitlines() or [""])[0][:300]
-    text = (f"MLflow tracking failed at {uri}: {type(exc).__name__}: {first_line}\n"
+    first_line = redact(first_line)
+    text = (f"MLflow tracking failed at {redact(uri)}: {type(exc).__name__}: {first_line}\n"
             f"Trials are still recorded in {where} (result.json per run, the summary TSV).\n"
             f"Push them later with: python -m tasnet_sweep.sync {where}\n")
     try:
@@ -201,12 +202,12 @@ def _log_batches(client, run_id: str, params: dict | None = None, metrics: dict 
     from mlflow.entities import Metric, Param, RunTag
 
     for batch in chunks(params or {}, MAX_PARAMS_PER_BATCH):
-        client.log_batch(run_id, params=[Param(k, v) for k, v in batch])
+        client.log_batch(run_id, params=[Param(k, redact(v)) for k, v in batch])
     now = int(time.time() * 1000)
     for batch in chunks(metrics or {}, MAX_METRICS_PER_BATCH):
         client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in batch])
     for batch in chunks(tags or {}, MAX_TAGS_PER_BATCH):
-        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in batch])
+        client.log_batch(run_id, tags=[RunTag(k, redact(v)) for k, v in batch])
 
 
 def trial_artifacts(result: dict, run_dir: Path, cfg_plain: dict) -> list[tuple[Path, str | None]]:
@@ -226,9 +227,12 @@ def trial_artifacts(result: dict, run_dir: Path, cfg_plain: dict) -> list[tuple[
     if tracking.get("log_hef") and summary.get("hef_path"):
         files.append((Path(summary["hef_path"]), "hef"))
     seen, out = set(), []
+    inside = run_dir.resolve()
     for path, folder in files:
-        if path.is_file() and path.resolve() not in seen:
-            seen.add(path.resolve())
+        real = path.resolve()
+        # only the run's own files: a result.json is data, and may name any path at all
+        if path.is_file() and real.is_relative_to(inside) and real not in seen:
+            seen.add(real)
             out.append((path, folder))
     return out
 
@@ -277,7 +281,7 @@ def create_sweep_run(client, experiment_id: str, sweep_dir: str | Path,
     tags = {SWEEP_ID_TAG: digest(sweep_dir), KIND_TAG: "sweep", "sweep_dir": str(sweep_dir),
             **standard_tags(), **({"mlflow.source.git.commit": commit} if commit else {}),
             **(extra_tags or {})}
-    tags = {k: str(v)[:MAX_TAG_VALUE] for k, v in tags.items() if v not in (None, "")}
+    tags = {k: redact(v)[:MAX_TAG_VALUE] for k, v in tags.items() if v not in (None, "")}
     run_id = client.create_run(experiment_id, tags=tags,
                                run_name=name or "/".join(sweep_dir.parts[-2:])).info.run_id
     if params:
@@ -440,10 +444,12 @@ def start_sweep(config) -> dict:
         if stale.exists():  # an earlier sweep into this dir; its runs can still be synced
             stale.unlink()
         log.info("MLflow: experiment %r, sweep run %s (%s); %s", name, link["parent_run_id"],
-                 uri, ui_hint(uri, link["experiment_id"]))
+                 redact(uri), ui_hint(redact(uri), link["experiment_id"]))
     except Exception as exc:
         report_failure_once(sweep_dir, exc, uri)
-    write_json(sweep_dir / LINK_NAME, link)
+    # the link is read by the sweep's jobs, which take the URI from their own config, and by
+    # people: it never holds credentials
+    write_json(sweep_dir / LINK_NAME, {**link, "uri": redact(uri)})
     return link
 
 
@@ -454,9 +460,10 @@ def end_sweep(config) -> None:
     if not link or not link.get("parent_run_id") or tracking_failed(sweep_dir):
         return  # sync finishes the parent later
     try:
-        finish_sweep_run(client_for(link["uri"]), link["parent_run_id"], sweep_dir)
+        uri = resolve_uri(config.tracking.tracking_uri)
+        finish_sweep_run(client_for(uri), link["parent_run_id"], sweep_dir)
     except Exception as exc:
-        report_failure_once(sweep_dir, exc, link["uri"])
+        report_failure_once(sweep_dir, exc, resolve_uri(config.tracking.tracking_uri))
 
 
 def log_job_trial(cfg, result: dict, run_dir: str | Path) -> str | None:
@@ -470,7 +477,8 @@ def log_job_trial(cfg, result: dict, run_dir: str | Path) -> str | None:
     if tracking_failed(where):
         return None  # reported once already; sync pushes this trial later
     if link is not None:
-        uri, experiment_id, parent = link["uri"], link.get("experiment_id"), link["parent_run_id"]
+        uri, experiment_id, parent = (resolve_uri(cfg.tracking.tracking_uri),
+                                      link.get("experiment_id"), link["parent_run_id"])
         if not parent:
             return None
     else:
@@ -498,13 +506,13 @@ def log_in_background(run_dir: Path, uri: str, experiment: str) -> None:
 
     run_dir = Path(run_dir)
     with open(run_dir / BACKGROUND_LOG, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tasnet_sweep.sync", str(run_dir), "--uri", uri,
-             "--experiment", experiment, "--mark-failure"],
+        proc = subprocess.Popen(  # the URI goes in the environment: credentials stay off `ps`
+            [sys.executable, "-m", "tasnet_sweep.sync", str(run_dir), "--experiment", experiment,
+             "--mark-failure"], env={**os.environ, "MLFLOW_TRACKING_URI": uri},
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
     log.info("MLflow: logging this run in the background (pid %d, %s)", proc.pid,
-             run_dir / BACKGROUND_LOG)
+             run_dir / BACKGROUND_LOG)  # the URI reaches sync on its command line only
     return None
 
 
