@@ -110,3 +110,45 @@ def test_run_tags_are_unique_within_every_shipped_sweep():
                              OmegaConf.to_container(sweeper.ramp))
         tags = [compose_cfg(f"+experiment={name}", *rung).run_tag for rung in rungs]
         assert len(set(tags)) == len(tags), (name, tags)
+
+
+#: str fields that pick one of a fixed set of words (checked by _one_of) or hold free text
+CHOICE_OR_TEXT_FIELDS = {
+    "model.name", "model.norm", "model.activation", "model.mask_act", "model.skip_topology",
+    "model.mask_mul", "model.decoder", "model.encoder_activation", "unit.name", "unit.op",
+    "tiling.mode", "compiler.backend", "compiler.compiler_optimization_level",
+    "compiler.allocator_timeout", "compiler.context_switch", "compiler.replay_missing",
+    "compiler.calibration.source", "compiler.calibration.input_length_policy", "hw.arch",
+    "hw.fitted_to", "runtime.name", "runtime.hailort_api", "runtime.output_format",
+    "runtime.weight_quant", "runtime.sdk_compare", "tracking.backend", "tracking.experiment",
+    "search.sampler", "search.objective"}
+
+
+def _str_fields(cls, prefix=""):
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        t = hints[f.name]
+        inner = [a for a in typing.get_args(t) if a is not type(None)]
+        base = inner[0] if inner and typing.get_origin(t) is typing.Union else t
+        if dataclasses.is_dataclass(base):
+            yield from _str_fields(base, f"{prefix}{f.name}.")
+        elif base is str:
+            yield prefix + f.name
+
+
+def test_every_string_field_that_can_become_a_path_is_checked():
+    """A new str field must be classified: a name confined to the tool's folders, a location
+    the user chooses, or a choice/free text; names with a path in them are refused."""
+    from tasnet_sweep.config import LOCATION_FIELDS, NAME_FIELDS, Config
+
+    fields = set(_str_fields(Config))
+    unclassified = fields - set(NAME_FIELDS) - set(LOCATION_FIELDS) - CHOICE_OR_TEXT_FIELDS
+    assert unclassified == set(), f"classify these in tasnet_sweep/config.py: {unclassified}"
+    for key in NAME_FIELDS:
+        overrides = ["-m", "search=encoder_width"] if key.startswith("search.") else []
+        for bad in ("/tmp/evil", "../../evil", "a/b"):
+            problems = preflight([*overrides, f"{key}={bad}"])
+            assert any(p.startswith(f"{key}='{bad}' is invalid") for p in problems), (key, bad)
