@@ -40,3 +40,37 @@ def test_rebuild_regenerates_the_summary_from_results_and_skips_broken_ones(tmp_
     (tmp_path / "job9" / "result.json").write_text('{"summary": {"run_t')  # cut off mid-write
     rows = read_rows(rebuild(tmp_path))
     assert [r["run_tag"] for r in rows] == ["t0", "t1", "t2"]
+
+
+def test_a_torn_or_garbage_row_is_dropped_and_a_rerun_replaces_its_row(tmp_path):
+    path = tmp_path / "summary.tsv"
+    append_row(path, {"run_tag": "a", "run_dir": "/x", "verdict": "pass", "params": 1})
+    with open(path, "a") as f:
+        f.write("b\tfull\t3\t")  # a writer cut off mid-row
+    append_row(path, {"run_tag": "b", "run_dir": "/y", "verdict": "fail", "params": 2})
+    append_row(path, {"run_tag": "b", "run_dir": "/y", "verdict": "pass", "params": 2})
+    rows = read_rows(path)
+    assert [(r["run_tag"], r["verdict"]) for r in rows] == [("a", "pass"), ("b", "pass")]
+    assert all(len(r) == len(SUMMARY_COLUMNS) and None not in r for r in rows)
+
+
+def test_a_carriage_return_in_a_cell_does_not_split_the_row(tmp_path):
+    path = tmp_path / "summary.tsv"
+    append_row(path, {"run_tag": "a", "run_dir": "/x", "failure_head": "line one\rline two"})
+    append_row(path, {"run_tag": "b", "run_dir": "/y"})
+    rows = read_rows(path)
+    assert [r["run_tag"] for r in rows] == ["a", "b"]
+    assert rows[0]["failure_head"] == "line one line two"
+
+
+def test_a_file_that_is_not_a_summary_is_left_alone_and_the_row_goes_beside_it(tmp_path,
+                                                                                caplog):
+    for name, content in (("binary.tsv", b"\x00\xffPNG\x00"),
+                          ("table.tsv", b"name\tscore\nx\t1\n")):
+        path = tmp_path / name
+        path.write_bytes(content)
+        written = append_row(path, {"run_tag": "a", "run_dir": "/x", "verdict": "pass"})
+        assert path.read_bytes() == content  # not touched
+        assert written == path.with_name(path.stem + ".tasnet_sweep.tsv")
+        assert [r["run_tag"] for r in read_rows(written)] == ["a"]
+        assert str(written) in caplog.text

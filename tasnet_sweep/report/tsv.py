@@ -10,9 +10,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from pathlib import Path
 
 from ..atomic import locked, write_text
+
+log = logging.getLogger(__name__)
 
 KNOB_COLUMNS = ("n_src", "n_filters", "kernel_size", "stride", "bn", "hidden", "skip",
                 "conv_kernel", "n_blocks", "n_repeats", "norm", "activation", "mask_act",
@@ -38,7 +41,7 @@ def _cell(value) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.6g}"
-    return str(value).replace("\t", " ").replace("\n", " ")
+    return str(value).replace("\t", " ").replace("\n", " ").replace("\r", " ")
 
 
 def format_rows(rows: list[dict], columns=SUMMARY_COLUMNS) -> str:
@@ -59,13 +62,55 @@ def read_rows(path: str | Path) -> list[dict]:
         return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\"))
 
 
-def append_row(path: str | Path, row: dict, columns=SUMMARY_COLUMNS) -> None:
-    """Add or replace (by ``run_dir``) one row; concurrent writers never interleave."""
+class ForeignSummary(ValueError):
+    """A file at a summary's path that this tool did not write (why, in one line)."""
+
+
+def _rows_for_append(path: Path) -> list[dict]:
+    """The complete rows of our summary at ``path``; a torn or garbage row (a writer cut off,
+    a hand edit) is dropped, since the summary is rebuilt from result.json files anyway."""
+    if not path.exists():
+        return []
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ForeignSummary("it is not UTF-8 text") from None
+    if "\0" in text:
+        raise ForeignSummary("it holds binary data")
+    lines = list(csv.reader(io.StringIO(text, newline=""), delimiter="\t",
+                            quoting=csv.QUOTE_NONE, escapechar="\\"))
+    if not lines:
+        return []
+    header = lines[0]
+    if not {"run_dir", "verdict"} <= set(header):
+        raise ForeignSummary("its header has no run_dir and verdict columns")
+    return [dict(zip(header, cells)) for cells in lines[1:] if len(cells) == len(header)]
+
+
+def append_row(path: str | Path, row: dict, columns=SUMMARY_COLUMNS) -> Path:
+    """Add or replace (by ``run_dir``) one row; concurrent writers never interleave.
+
+    A file at ``path`` that is not a summary (binary, another table) is left alone: the row
+    goes to ``<stem>.tasnet_sweep<suffix>`` beside it, which is returned and logged."""
     path = Path(path)
     with locked(path):
-        rows = [r for r in read_rows(path) if r.get("run_dir") != str(row.get("run_dir"))]
-        rows.append({c: _cell(row.get(c)) for c in columns})
-        write_text(path, format_rows(rows, columns))
+        try:
+            _write(path, _rows_for_append(path), row, columns)
+            return path
+        except ForeignSummary as exc:
+            why = exc
+    beside = path.with_name(f"{path.stem}.tasnet_sweep{path.suffix}")
+    log.warning("%s is not a summary this tool wrote (%s): left as it is; this trial's row "
+                "went to %s", path, why, beside)
+    with locked(beside):
+        _write(beside, _rows_for_append(beside), row, columns)
+    return beside
+
+
+def _write(path: Path, rows: list[dict], row: dict, columns) -> None:
+    rows = [r for r in rows if r.get("run_dir") != str(row.get("run_dir"))]
+    rows.append({c: _cell(row.get(c)) for c in columns})
+    write_text(path, format_rows(rows, columns))
 
 
 def rebuild(sweep_dir: str | Path, name: str = "summary.tsv") -> Path:
