@@ -39,7 +39,7 @@ def _env(tmp_path: Path, **double) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(DOUBLES)]),
            "HYDRA_FULL_ERROR": "0", "HAILO_DOUBLE_LOG": str(tmp_path / "calls.jsonl")}
     for var in ("MLFLOW_TRACKING_URI", "HAILO_DOUBLE_FAIL", "HAILO_DOUBLE_HANG",
-                "HAILO_DOUBLE_CRASH", "HAILO_DOUBLE_ONLY_NETS"):
+                "HAILO_DOUBLE_CRASH", "HAILO_DOUBLE_ONLY_NETS", "HAILO_DOUBLE_HANG_FIFO"):
         env.pop(var, None)
     env.update(double)
     return env
@@ -47,8 +47,9 @@ def _env(tmp_path: Path, **double) -> dict:
 
 def _cli(args, cwd, env, **kw):
     kw.setdefault("stderr", subprocess.PIPE)
+    kw.setdefault("stdout", subprocess.PIPE)
     return subprocess.Popen([sys.executable, "-m", "tasnet_sweep", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, text=True, **kw)
+                            text=True, **kw)
 
 
 def _rows(summary: Path) -> list[dict]:
@@ -220,3 +221,26 @@ def test_a_frontier_search_killed_mid_way_resumes_without_recompiling(tmp_path):
     compiled = [tuple(sorted(t.params.items())) for t in answered if t.user_attrs.get("compiled")]
     assert len(compiled) == len(set(compiled))  # nothing recorded twice
     assert len({tuple(sorted(t.params.items())) for t in answered}) == 6  # frontier answered
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+def test_a_killed_sweep_takes_its_compile_and_everything_it_started_with_it(tmp_path, sig):
+    """The compile runs in its own process group (so a timeout can end it); when the sweep
+    itself is killed, the compile and its grandchild must end too, not run on as orphans."""
+    import select
+
+    fifo = tmp_path / "hanging"
+    os.mkfifo(fifo)
+    env = _env(tmp_path, HAILO_DOUBLE_HANG="compile", HAILO_DOUBLE_HANG_FIFO=str(fifo))
+    proc = _cli(["-m", *BASE, "model.n_filters=16,24", f"hydra.sweep.dir={tmp_path / 's'}",
+                 f"compiler.cache_dir={tmp_path / 'cache'}"], tmp_path, env,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(fifo) as f:  # blocks until the compile child has begun its hang
+        compiler, sleeper = map(int, f.readline().split())
+    fds = [os.pidfd_open(compiler), os.pidfd_open(sleeper)]
+    proc.send_signal(sig)
+    proc.communicate()
+    for fd in fds:  # each ends by itself (a pidfd turns readable when its process exits)
+        assert select.select([fd], [], [], 120)[0], "a compile outlived the sweep"
+        os.close(fd)

@@ -205,12 +205,21 @@ class HailoDfcBackend(CompileBackend):
         })
 
     def _run_child(self, request_path: Path, work: Path) -> tuple[int | None, bool]:
-        """(return code, timed out) of the child compile; its whole group is gone afterwards."""
-        argv = [sys.executable, "-m", "tasnet_sweep.compile.hailo_dfc", str(request_path)]
-        with open(work / LOG_FILE, "wb") as log_file:
-            proc = subprocess.Popen(argv, cwd=work, env=child_env(), stdin=subprocess.DEVNULL,
-                                    stdout=log_file, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+        """(return code, timed out) of the child compile; its whole group is gone afterwards.
+
+        The child also holds the read end of a pipe whose write end only this process has:
+        if this process dies (SIGKILL, the OOM killer, SIGTERM), the child reads end-of-file
+        and kills its own process group, so no compile outlives the sweep that started it."""
+        lifeline, keep = os.pipe()
+        argv = [sys.executable, "-m", "tasnet_sweep.compile.hailo_dfc", str(request_path),
+                str(lifeline)]
+        try:
+            with open(work / LOG_FILE, "wb") as log_file:
+                proc = subprocess.Popen(argv, cwd=work, env=child_env(), stdin=subprocess.DEVNULL,
+                                        stdout=log_file, stderr=subprocess.STDOUT,
+                                        start_new_session=True, pass_fds=(lifeline,))
+        finally:
+            os.close(lifeline)
         timed_out = False
         try:
             proc.wait(timeout=float(self.cfg.timeout_s))
@@ -218,6 +227,7 @@ class HailoDfcBackend(CompileBackend):
             timed_out = True
         finally:  # a timeout, or the sweep itself interrupted: no compiler is left behind
             _kill_group(proc)
+            os.close(keep)
         return proc.returncode, timed_out
 
     def _failure(self, state, stages, log_bytes, returncode, timed_out, wall) -> Failure | None:
@@ -435,7 +445,22 @@ def _compile_in_child(req: dict, progress: _Progress) -> None:
     progress.end(rec, True, req["hef_path"])
 
 
-def child_main(request_path: str) -> int:
+def _die_with_parent(lifeline: int) -> None:
+    """Block on the parent's pipe; end-of-file means the parent is gone: end this compile and
+    everything it started (this process leads its own group)."""
+    import threading
+
+    def watch() -> None:
+        while os.read(lifeline, 1):
+            pass
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="tasnet-lifeline", daemon=True).start()
+
+
+def child_main(request_path: str, lifeline: int | None = None) -> int:
+    if lifeline is not None:
+        _die_with_parent(lifeline)
     req = json.loads(Path(request_path).read_text())
     progress = _Progress(req["state_path"])
     progress.save()
@@ -456,4 +481,4 @@ def child_main(request_path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(child_main(sys.argv[1]))
+    sys.exit(child_main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else None))

@@ -15,6 +15,7 @@ Environment variables (all optional):
 - ``HAILO_DOUBLE_LOG``: append one JSON line per call (method, arguments, pid) to this file;
 - ``HAILO_DOUBLE_FAIL=<method>:<ExceptionClass>:<message>``: raise that exception there;
 - ``HAILO_DOUBLE_HANG=<method>``: start a sleeping grandchild (its pid is logged), then hang;
+  with ``HAILO_DOUBLE_HANG_FIFO=<fifo>`` also write "<pid> <grandchild pid>" to that FIFO;
 - ``HAILO_DOUBLE_CRASH=<method>:segv|kill|exit<N>``: die there by that signal or exit code;
 - ``HAILO_DOUBLE_CONTEXTS=<n>``: the number of contexts the compile log reports (default 1);
 - ``HAILO_DOUBLE_VERSION``: ``__version__`` (default 3.33.0; ``none``: no attribute);
@@ -87,6 +88,10 @@ def _misbehave(method: str) -> None:
         # block until killed, with a grandchild that does the same (it must go with the group)
         sleeper = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
         _record("hang", sleeper_pid=sleeper.pid)
+        fifo = os.environ.get("HAILO_DOUBLE_HANG_FIFO")
+        if fifo:  # tell a waiting test, through the FIFO it reads, that the hang has begun
+            with open(fifo, "w") as f:
+                f.write(f"{os.getpid()} {sleeper.pid}\n")
         while True:
             signal.pause()
     crash = os.environ.get("HAILO_DOUBLE_CRASH", "")
