@@ -43,6 +43,8 @@ LOCATION_FIELDS = ("compiler.replay_tsv", "compiler.cache_dir", "compiler.calibr
                    "runtime.input", "runtime.output_dir", "runtime.checkpoint", "runtime.onnx_dir",
                    "runtime.hef_dir", "runtime.har_dir", "search.storage", "search.prior_storage",
                    "tracking.tracking_uri")
+#: blocks a model may have in all (n_blocks x n_repeats)
+MAX_BLOCKS = 1024
 #: a compile may not wait longer than this (a day): compiler.timeout_s=inf would hang forever
 MAX_TIMEOUT_S = 24 * 3600.0
 
@@ -222,6 +224,7 @@ class ExportConfig:
     parity: bool = True
     parity_tol: float = 1e-4
     seed: int = 0
+    max_memory_gb: float = 8.0  # refuse a model whose build and export would need more
 
 
 @dataclass
@@ -382,7 +385,19 @@ def _one_of(problems, key, value, accepted):
     return True
 
 
-def validate_model(m, problems: list[str]) -> None:
+def model_memory_bytes(m) -> float:
+    """A rough upper estimate of what building, tracing and checking the model takes: float32
+    weights a few times over (model, trace, ONNX) and the activations of one forward pass."""
+    frames = m.time_len // m.stride + 1
+    blocks = m.n_blocks * m.n_repeats
+    params = (2 * m.n_filters * m.kernel_size + m.n_filters * m.bn
+              + blocks * (2 * m.bn * m.hidden + m.hidden * m.conv_kernel + m.hidden * m.skip)
+              + m.skip * m.n_src * m.n_filters)
+    activations = frames * (3 * m.n_src * m.n_filters + 4 * m.hidden + 4 * m.bn + m.skip)
+    return 4.0 * (3 * params + 4 * activations)
+
+
+def validate_model(m, problems: list[str], max_memory_gb: float | None = None) -> None:
     ok = all([_positive(problems, f"model.{k}", m[k]) for k in
               ("n_src", "n_filters", "kernel_size", "stride", "bn", "hidden", "skip",
                "conv_kernel", "n_blocks", "n_repeats", "time_len")])
@@ -394,6 +409,19 @@ def validate_model(m, problems: list[str]) -> None:
     _one_of(problems, "model.decoder", m.decoder, DECODERS)
     _one_of(problems, "model.encoder_activation", m.encoder_activation, ENCODER_ACTIVATIONS)
     if not ok:
+        return
+    if m.n_blocks * m.n_repeats > MAX_BLOCKS:
+        problems.append(f"model.n_blocks={m.n_blocks} x model.n_repeats={m.n_repeats} is "
+                        f"invalid: expected at most {MAX_BLOCKS} blocks in all (the paper uses "
+                        "8 x 3; building more takes longer than any compile is worth)")
+        return
+    need = model_memory_bytes(m) / 2 ** 30
+    if max_memory_gb is not None and need > max_memory_gb:
+        problems.append(f"the model (model.n_filters={m.n_filters}, model.hidden={m.hidden}, "
+                        f"model.n_blocks={m.n_blocks}, model.n_repeats={m.n_repeats}, "
+                        f"model.time_len={m.time_len}) would need about {need:,.1f} GB to build "
+                        f"and export, more than export.max_memory_gb={max_memory_gb:g}: make it "
+                        "smaller, or raise the budget")
         return
     if m.kernel_size < m.stride:
         problems.append(f"model.kernel_size={m.kernel_size} is smaller than model.stride="
@@ -565,7 +593,7 @@ def validate_runtime(r, problems: list[str]) -> None:
 def validate(cfg) -> list[str]:
     """Every problem in a composed config, one line each (empty when it is good to run)."""
     problems: list[str] = []
-    validate_model(cfg.model, problems)
+    validate_model(cfg.model, problems, cfg.export.max_memory_gb)
     for key in NAME_FIELDS:
         value = OmegaConf.select(cfg, key, default=None)
         if value is None and key != "run_tag":

@@ -70,6 +70,18 @@ CASES = [
      ["calibration data for input 'input'", "float32"]),
     ("calibration_not_npz", [*NPZ, "compiler.calibration.path=garbage.npz"],
      ["compiler.calibration.path='garbage.npz'", ".npz"]),
+    ("timeout_infinite", ["compiler.timeout_s=inf"], ["compiler.timeout_s=inf", "86400"]),
+    ("huge_channels", ["model.n_filters=10000000"], ["model.n_filters=10000000", "GB"]),
+    ("huge_depth", ["model.n_blocks=100000"], ["model.n_blocks=100000", "at most 1024"]),
+    ("huge_input", ["model.time_len=100000000"], ["model.time_len=100000000", "GB"]),
+    ("summary_name_absolute", ["summary_name=/tmp/evil.tsv"],
+     ["summary_name='/tmp/evil.tsv'", "plain name"]),
+    ("summary_name_escapes", ["summary_name=../../evil.tsv"],
+     ["summary_name='../../evil.tsv'", "plain name"]),
+    ("study_name_a_path", [*SEARCH, "search.study_name=../evil"],
+     ["search.study_name='../evil'", "plain name"]),
+    ("password_in_tracking_uri", ["tracking.tracking_uri=http://u:pw@127.0.0.1:9"],
+     ["tracking.tracking_uri='http://***@127.0.0.1:9'", "MLFLOW_TRACKING_PASSWORD"]),
 ]
 
 
@@ -91,7 +103,8 @@ def _assert_rejected(done: subprocess.CompletedProcess, words: list[str], cwd: P
 
 
 #: the cases the fast tier runs (one subprocess each); the slow tier runs every case
-FAST_CASES = {"zero_channels", "unknown_hw_group", "path_traversal_run_tag", "bad_point_in_grid"}
+FAST_CASES = {"zero_channels", "unknown_hw_group", "path_traversal_run_tag", "bad_point_in_grid",
+              "huge_channels"}
 
 
 @pytest.mark.parametrize("args,words", [

@@ -39,3 +39,14 @@ def test_bad_override_exits_2_with_one_line_and_no_run_dir(tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and "model.norm" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def test_sweeps_started_in_the_same_second_get_their_own_folders():
+    """The default sweep folder carries microseconds: workers started together do not share
+    one (they overwrote each other's frontier files)."""
+    import re
+
+    from conftest import compose_cfg
+
+    cfg = compose_cfg(return_hydra_config=True)
+    assert re.search(r"/\d\d-\d\d-\d\d\.\d{6}$", str(cfg.hydra.sweep.dir)), cfg.hydra.sweep.dir
