@@ -107,3 +107,33 @@ def test_workers_on_one_journal_study_record_every_config_once(tmp_path, n):
     every = Counter(tuple(sorted(t.params.items())) for t in answered)
     assert compiled and max(compiled.values()) == 1, compiled  # no config compiled twice
     assert len(every) == 6 and max(every.values()) == 1, every  # every config answered once
+
+
+def _record_inferred_together(journal: str, go) -> None:
+    from tasnet_sweep.search.lattice import Knowledge, Lattice
+    from tasnet_sweep.search.study import FrontierStudy
+
+    lat = Lattice.from_spec({"model.n_blocks": list(range(1, 11)), "model.bn": list(range(8, 28))})
+    knowledge = Knowledge(lat)
+    knowledge.record((4, 9), True)  # everything below it passes, by inference
+    knowledge.record((5, 10), False)  # everything above it fails
+    study = FrontierStudy(lat, "inferred", journal)
+    go.wait()
+    study.record_inferred(knowledge)
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_workers_finishing_together_store_each_inferred_answer_once(tmp_path, n):
+    journal = str(tmp_path / "inferred.journal")
+    ctx = multiprocessing.get_context("spawn")
+    go = ctx.Event()
+    procs = [ctx.Process(target=_record_inferred_together, args=(journal, go)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    go.set()
+    for p in procs:
+        p.join(timeout=300)
+        assert p.exitcode == 0
+    study = optuna.load_study(study_name="inferred", storage=open_storage(journal))
+    keys = Counter(tuple(sorted(t.params.items())) for t in study.get_trials())
+    assert keys and max(keys.values()) == 1, keys.most_common(3)

@@ -290,8 +290,23 @@ class FrontierStudy:
         attrs = {k: result.get(k) for k in RESULT_ATTRS}
         self.tell(trial, point, passed, {**attrs, "compiled": True})
 
+    def _inference_lock(self):
+        """Workers finishing together must not both store the same inferred answers: on a
+        journal file they take turns on a lock beside it (an RDB storage has no file to lock;
+        there the points are read again just before writing, which narrows the window)."""
+        if "://" in self.location:
+            return contextlib.nullcontext()
+        from filelock import FileLock
+
+        path = Path(self.location)
+        return FileLock(path.with_name(f".{path.name}.inferred.lock"))
+
     def record_inferred(self, knowledge: Knowledge) -> int:
         """Store every inferred answer not in the study yet (evidence=inferred, compiled=False)."""
+        with self._inference_lock():
+            return self._record_inferred(knowledge)
+
+    def _record_inferred(self, knowledge: Knowledge) -> int:
         have = self.answered_points()
         new = []
         for point in self.lattice.points():
