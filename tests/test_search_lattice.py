@@ -364,3 +364,37 @@ def test_on_an_rdb_storage_a_dead_workers_claim_expires_with_its_heartbeat(tmp_p
     assert mine is not None  # the stale claim was failed, the config is this worker's
     states = {t.number: t.state.name for t in alive.study.get_trials()}
     assert states[lost.number] == "FAIL"
+
+
+def test_a_torn_journal_tail_is_kept_aside_and_cut_back(tmp_path, caplog):
+    """A full disk or a kill mid-write leaves a torn last record: resuming keeps a copy, cuts
+    the journal back to its last complete record and goes on (it used to append after the
+    garbage, and no tool could load the study again)."""
+    lat = Lattice.from_spec(SPACE)
+    oracle = random_oracle(lat, 5, generators=3)
+    path = tmp_path / "t.journal"
+    driver.run(lat, FrontierStudy(lat, "t", str(path)), oracle_launcher(lat, oracle, []),
+               max_trials=3)
+    whole = path.read_bytes()
+    with open(path, "ab") as f:
+        f.write(b'{"op_code": 4, "worker_id": "x", "trial_id": 9, "st')  # cut off
+    state = driver.run(lat, FrontierStudy(lat, "t", str(path)),
+                       oracle_launcher(lat, oracle, []))
+    assert state.knowledge.complete and state.compiled_before == 3
+    torn = list(tmp_path.glob("t.journal.torn-*"))
+    assert len(torn) == 1 and torn[0].read_bytes().startswith(whole)
+    assert "torn record" in caplog.text
+    loaded = optuna.load_study(study_name="t", storage=open_storage(str(path)))
+    assert len(loaded.trials) >= lat.size
+
+
+def test_a_journal_damaged_before_its_end_is_refused_with_how_to_recover(tmp_path):
+    from tasnet_sweep.search.study import JournalDamaged
+
+    lat = Lattice.from_spec({"model.bn": [16, 32]})
+    path = tmp_path / "d.journal"
+    FrontierStudy(lat, "d", str(path))
+    lines = path.read_bytes().split(b"\n")
+    path.write_bytes(b"\n".join([lines[0], b"garbage", *lines[1:]]))
+    with pytest.raises(JournalDamaged, match="damaged record on line 2"):
+        FrontierStudy(lat, "d", str(path))

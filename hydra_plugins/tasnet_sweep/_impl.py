@@ -84,7 +84,7 @@ class FrontierSweeperImpl:
         from tasnet_sweep.search.frontier import summarize, write_reports
         from tasnet_sweep.search.lattice import Lattice, SearchSpaceError
         from tasnet_sweep.search.sampler import SAMPLERS
-        from tasnet_sweep.search.study import FrontierStudy
+        from tasnet_sweep.search.study import FrontierStudy, JournalDamaged
 
         search, knobs, passthrough = self._search_space(arguments)
         try:
@@ -117,8 +117,11 @@ class FrontierSweeperImpl:
         objective = None
         if objective_name is not None:
             objective = self._sizes(lattice, passthrough, objective_name)
-        study = FrontierStudy(lattice, study_name, search.storage, search.sampler, search.seed,
-                              search.objective)
+        try:
+            study = FrontierStudy(lattice, study_name, search.storage, search.sampler,
+                                  search.seed, search.objective)
+        except JournalDamaged as exc:
+            _fail([str(exc)])
         returns = []
 
         def launch(points):

@@ -77,8 +77,52 @@ def open_storage(location: str, heartbeat_s: float | None = None,
 
     path = Path(location)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path),
-                                                             lock_obj=FlockJournalLock(path)))
+    lock = FlockJournalLock(path)
+    repair_journal(path, lock)
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+
+
+class JournalDamaged(ValueError):
+    """A journal with a bad record before its last line: not repaired automatically."""
+
+
+def repair_journal(path: Path, lock) -> None:
+    """A journal whose last record was cut off (a full disk, a kill mid-write) is copied to
+    ``<name>.torn-<time>`` and cut back to its last complete record, under the writers' lock,
+    so no writer appends after garbage; a bad record earlier is refused with how to recover."""
+    import json
+    import shutil
+    import time
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    lock.acquire()
+    try:
+        data = path.read_bytes()
+        lines = data.split(b"\n")
+        complete = lines[:-1]  # the part after the last newline is torn (or empty)
+        keep = len(data) - len(lines[-1])
+        for n, line in enumerate(complete):
+            try:
+                json.loads(line)
+            except ValueError:
+                if n == len(complete) - 1:  # the last record, ended by a stray newline
+                    keep -= len(line) + 1
+                    break
+                raise JournalDamaged(
+                    f"{path} has a damaged record on line {n + 1} of {len(complete)}: "
+                    f"restore it from a copy, or keep lines 1-{n} (head -n {n}) "
+                    "and run again") from None
+        if keep == len(data):
+            return
+        copy = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
+        shutil.copyfile(path, copy)
+        with open(path, "r+b") as f:
+            f.truncate(keep)
+        log.warning("%s ended in a torn record (kept in %s): cut back to its last complete "
+                    "record", path, copy)
+    finally:
+        lock.release()
 
 
 class FlockJournalLock:
