@@ -49,6 +49,7 @@ def test_agreement_on_the_public_tsv_is_at_least_95_percent(capsys):
     assert re.search(r"without the hypothesis.*: \d+/\d+", out)
 
 
+@pytest.mark.slow
 def test_every_disagreement_is_listed_with_truth_estimate_and_reason(capsys):
     assert agreement.main(["memory_unit_bytes=16384"]) == 0
     out = capsys.readouterr().out
@@ -68,6 +69,7 @@ def test_agreement_rejects_a_bad_override_in_one_line(capsys):
     assert len(err) == 1 and "no_such_key=3" in err[0]
 
 
+@pytest.mark.slow
 def test_calibrate_round_trip_recovers_agreement_and_writes_a_valid_profile(tmp_path, capsys):
     base = (CONF_HW_DIR / "hailo8.yaml").read_text()
     perturbed = re.sub(r"^memory_unit_bytes:.*$", "memory_unit_bytes: 16384  # perturbed",

@@ -224,6 +224,7 @@ def test_a_real_tiled_compile_writes_every_instances_hef_and_hailort_runs_them(
     assert on_device["device"]["configure_waves"] >= 1
 
 
+@pytest.mark.slow
 def test_max_hefs_fails_a_plan_that_needs_more_hefs_than_a_device_should_hold(tmp_path):
     """The deployability constraint a frontier search can carry in search.fixed."""
     from tasnet_sweep import trial

@@ -72,7 +72,8 @@ def test_frontier_sweep_finds_the_frontier_then_resumes_with_zero_compiles(tmp_p
 
 @pytest.mark.parametrize("override, words", [
     ("search.sampler=bogus", ["search.sampler='bogus'", "frontier, tpe, random, grid"]),
-    ("model.n_filters=512,128", ["model.n_filters", "not ordered"]),
+    pytest.param("model.n_filters=512,128", ["model.n_filters", "not ordered"],
+                 marks=pytest.mark.slow),
     ("search.objective=size", ["search.objective='size'", "params, macs"]),
 ])
 def test_bad_search_settings_stop_with_one_line(tmp_path, override, words):

@@ -100,6 +100,7 @@ def test_stages_run_in_documented_order_with_nchw_shapes_and_nhwc_calibration(un
     assert not list(work.glob(".*.tmp")) and not (work / "dfc_calib.npz").exists()
 
 
+@pytest.mark.slow
 def test_two_inputs_are_calibrated_by_the_layer_names_the_parser_reports(units, sdk, tmp_path):
     """The double numbers input layers from the last start node, and says which ONNX input each
     stands for only in the HN: each layer must get its own input's data (1.0 vs 2.0 here)."""

@@ -34,6 +34,7 @@ def _files_with(root, needle: str) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_a_password_in_the_config_is_refused_without_echoing_it(tmp_path):
     done = _cli([f"tracking.tracking_uri=http://alice:{SECRET}@127.0.0.1:9"], tmp_path)
     assert done.returncode == 2 and SECRET not in done.stdout + done.stderr

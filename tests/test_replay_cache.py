@@ -161,7 +161,9 @@ def test_a_cache_hit_names_the_layers_of_its_own_net(tmp_path):
         assert result["summary"]["first_failing_layer"].startswith(tag + "/"), result["summary"]
 
 
-@pytest.mark.parametrize("poison", ["empty_manifest", "entry_is_a_file", "record_without_key"])
+@pytest.mark.parametrize("poison", ["empty_manifest",
+                                    pytest.param("entry_is_a_file", marks=pytest.mark.slow),
+                                    pytest.param("record_without_key", marks=pytest.mark.slow)])
 def test_a_poisoned_cache_entry_is_recomputed_not_a_traceback(tmp_path, poison):
     common = [*SMALL, "unit=encoder", f"compiler.cache_dir={tmp_path / 'cache'}"]
     first = trial.run(compose_cfg(*common), tmp_path / "a")

@@ -344,6 +344,7 @@ def test_report_labels_lead_with_the_knob_that_steps():
     assert varying_columns(rows, ("bn", "hidden", "unit")) == ["hidden", "bn"]
 
 
+@pytest.mark.slow
 def test_on_an_rdb_storage_a_dead_workers_claim_expires_with_its_heartbeat(tmp_path):
     """A claim is a RUNNING trial with Optuna's heartbeat; a worker on another machine that
     dies stops beating, and after the grace period its config is handed to the next worker."""

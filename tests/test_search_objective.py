@@ -88,6 +88,7 @@ def test_a_knob_that_selects_a_config_group_has_no_size():
         lattice_sizes(Lattice.from_spec({"model.bn": [32, 64]}), cfg, "size")
 
 
+@pytest.mark.slow
 def test_the_search_stops_once_the_largest_pass_by_the_objective_is_certified(tmp_path):
     lat = Lattice.from_spec(SPACE)
     oracle = random_oracle(lat, 3, generators=3)

@@ -129,6 +129,7 @@ def store_uri(tmp_path_factory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
 
 
+@pytest.mark.slow
 def test_compare_reads_single_trials_logged_in_process(store_uri, tmp_path, capsys):
     """The fast tier's compare: three plain trial runs, no sweep and no subprocess."""
     from tasnet_sweep import trial
@@ -277,3 +278,31 @@ def test_a_resumed_frontier_search_logs_into_its_first_parent(tmp_path):
     assert parent.data.params["sweep.search.knobs"].startswith('{"model.n_filters"')
     assert parent.data.metrics["frontier_exact"] == 1.0 and parent.data.metrics["compiles"] == 0
     assert parent.data.tags["sweep_dir"].endswith("s2")  # the last sweep that used it
+
+
+def test_the_compare_plot_shows_pass_and_fail_at_one_size_and_parameter_free_units(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from tasnet_sweep import compare
+
+    rows = [{"sweep": "s", "params": 0, "verdict": "pass", "evidence": "estimate"},
+            {"sweep": "s", "params": 0, "verdict": "fail", "evidence": "estimate"},
+            {"sweep": "s", "params": 1024, "verdict": "pass", "evidence": "real"}]
+    drawn = []
+    original = plt.Axes.scatter
+
+    def record(ax, x, y, **kw):
+        drawn.append((x, y))
+        return original(ax, x, y, **kw)
+
+    plt.Axes.scatter = record
+    try:
+        png = compare.plot(rows, tmp_path / "compare.png")
+    finally:
+        plt.Axes.scatter = original
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(drawn) == 3 and drawn[0][0] == 0  # the parameter-free unit is on the plot
+    assert drawn[0][1] != drawn[1][1]  # pass and fail of one size apart, both visible
