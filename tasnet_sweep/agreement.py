@@ -14,7 +14,6 @@ rows from a bare 1x1 conv), so the estimate reads exactly what a trial would com
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -98,12 +97,15 @@ def _read_tsv(path: Path) -> tuple[list[dict], str]:
     if not path.is_file():
         raise InputError(f"--tsv {str(path)!r}: no such file (expected the public outcomes TSV "
                          "or a sweep's summary.tsv)")
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    comments = " ".join(line for line in lines if line.startswith("#"))
-    body = [line for line in lines if line.strip() and not line.startswith("#")]
-    if not body:
+    from .outcome_table import TableError, read_table
+
+    try:
+        rows, comments = read_table(path)
+    except TableError as exc:
+        raise InputError(f"--tsv: {exc}") from None
+    if not rows:
         raise InputError(f"--tsv {str(path)!r} is empty: expected a header row and outcomes")
-    return list(csv.DictReader(body, delimiter="\t")), comments
+    return rows, " ".join(comments)
 
 
 def load_outcomes(path: str | Path) -> list[OutcomeRow]:

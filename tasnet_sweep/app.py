@@ -10,7 +10,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from .cli import EXIT_CONFIG
+from .cli import DISK_ERRORS, EXIT_CONFIG, EXIT_DISK
 from .config import ConfigError, register_configs
 from .resources import CONF_PKG
 
@@ -38,6 +38,13 @@ def hydra_app(cfg) -> dict | None:
         for p in exc.problems:
             print(f"tasnet_sweep: config error: {p}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        print(f"tasnet_sweep: error: cannot write {exc.filename or run_dir}: {exc.strerror}: "
+              "expected a writable output folder with room (hydra.run.dir / hydra.sweep.dir)",
+              file=sys.stderr)
+        sys.exit(EXIT_DISK)
     log.info("%s", trial.one_line(result))
     tracking.log_trial(cfg, result, run_dir)  # after the local record; never raises
     return trial.sweep_return(result)

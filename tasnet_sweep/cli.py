@@ -16,6 +16,11 @@ from pathlib import Path
 from .resources import CONF_DIR, CONF_PKG, group_options  # noqa: F401 (CONF_DIR: re-export)
 
 EXIT_CONFIG = 2
+#: a trial that cannot write its files (full or read-only disk): not the config's fault
+EXIT_DISK = 1
+DISK_ERRORS = frozenset({28, 30, 122, 13, 1})  # ENOSPC, EROFS, EDQUOT, EACCES, EPERM
+#: a run folder holds an ONNX file (20 MB for the paper's model), HAR/HEF and reports
+MIN_FREE_BYTES = 64 << 20
 #: hydra flags that only print information; they need no preflight
 _INFO_FLAGS = ("help", "hydra_help", "info", "shell_completion", "cfg", "resolve")
 
@@ -26,14 +31,27 @@ def _fail(problems: list[str]) -> int:
     return EXIT_CONFIG
 
 
+def describe_yaml_error(exc: BaseException) -> str:
+    """A config file that is not valid YAML, as one line: the file, where, and what is wrong."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+    where = (f"{mark.name} line {mark.line + 1}, column {mark.column + 1}" if mark
+             else "a config file")
+    return f"{where} is not valid YAML: {problem}; expected a YAML mapping (fix the file)"
+
+
 def describe_hydra_error(exc: BaseException) -> str:
     """Hydra/OmegaConf errors as one line: the key, the bad value and what is accepted."""
     from hydra.errors import MissingConfigException
+    from yaml import YAMLError
 
     chain = []
     while exc is not None and exc not in chain:
         chain.append(exc)
         exc = exc.__cause__ or exc.__context__
+    for e in chain:
+        if isinstance(e, YAMLError):
+            return describe_yaml_error(e)
     for e in chain:
         if isinstance(e, MissingConfigException) and e.missing_cfg_file:
             group, _, name = e.missing_cfg_file.rpartition("/")
@@ -102,6 +120,14 @@ def _search_keys_without_search(overrides: list[str]) -> str | None:
             f"{', '.join(group_options('search'))}) before it")
 
 
+def frontier_without_search(overrides: list[str], cfg) -> list[str]:
+    """Caught here, before Hydra's callbacks create a sweep dir and an MLflow parent run."""
+    if "hydra/sweeper=frontier" not in overrides or cfg.get("search") is not None:
+        return []
+    return [f"hydra/sweeper=frontier needs search=<name>: expected one of "
+            f"{', '.join(group_options('search'))}"]
+
+
 @contextlib.contextmanager
 def config_search_path(config_path: str | None, config_dir: str | None):
     """Hydra's compose API on the search path the app itself will use: the package's configs
@@ -144,6 +170,7 @@ def preflight(argv: list[str]) -> list[str]:
     from hydra._internal.utils import get_args_parser
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
 
     from .config import register_configs, validate
 
@@ -166,10 +193,11 @@ def preflight(argv: list[str]) -> list[str]:
         for job in jobs:
             try:
                 cfg = compose(config_name=args.config_name or "config", overrides=job)
-            except (HydraException, OmegaConfBaseException) as exc:
+            except (HydraException, OmegaConfBaseException, YAMLError) as exc:
                 found = [describe_hydra_error(exc)]
             else:
-                found = validate(cfg) or calibration_problems(cfg)
+                found = (validate(cfg) or calibration_problems(cfg)
+                         or frontier_without_search(args.overrides, cfg))
             for p in found:
                 by_problem.setdefault(p, []).append(job)
     if len(jobs) == 1:
@@ -195,6 +223,32 @@ def sweep_without_multirun(argv: list[str]) -> list[str]:
     return []
 
 
+def output_problems(argv: list[str]) -> list[str]:
+    """The folder the runs go to (hydra.run.dir, or hydra.sweep.dir with -m, up to its first
+    interpolation) must be writable and have room, or Hydra fails with a traceback."""
+    import os
+
+    multirun = bool(set(argv) & {"-m", "--multirun"})
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    given = [a.split("=", 1)[1] for a in argv if a.startswith(key + "=")]
+    setting = given[-1] if given else ("outputs/multirun" if multirun else "outputs/runs")
+    folder = Path(setting.split("${", 1)[0] or ".")
+    target = folder if folder.is_absolute() else Path.cwd() / folder
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    if not target.is_dir():
+        return [f"{key}={setting!r} is invalid: {target} is a file: expected a folder"]
+    if not os.access(target, os.W_OK | os.X_OK):
+        return [f"{key}={setting!r} is invalid: {target} is not writable (a read-only disk?): "
+                "expected a folder this user can write"]
+    free = os.statvfs(target)
+    room = free.f_bavail * free.f_frsize
+    if room < MIN_FREE_BYTES:
+        return [f"{key}={setting!r} is invalid: {target} has {room >> 20} MiB free: expected "
+                f"at least {MIN_FREE_BYTES >> 20} MiB for a run's files"]
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["doctor"]:  # tasnet-sweep doctor: python -m tasnet_sweep.doctor
@@ -202,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return doctor(argv[1:])
     problems = sweep_without_multirun(argv) or preflight(argv)
+    if not problems and not set(argv) & {"--help", "-h", "--cfg", "-c", "--info", "-i",
+                                         "--hydra-help", "--shell-completion", "-sc"}:
+        problems = output_problems(argv)
     if problems:
         return _fail(problems)
     from .app import hydra_app

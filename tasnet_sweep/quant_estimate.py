@@ -43,7 +43,7 @@ def run_quant_estimate(cfg) -> dict:
     if r.input:
         from .separate import load_mixture
 
-        evaluation = load_mixture(cfg, dep.sample_rate)[0]
+        evaluation = load_mixture(cfg, dep.sample_rate, int(dep.model_cfg["kernel_size"]))[0]
     else:
         evaluation = np.random.default_rng(r.seed + 1).standard_normal(n).astype(np.float32)
     per_channel = r.weight_quant == "per_channel"

@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .report.tsv import read_rows, rebuild
 
-    out = rebuild(sweep, args.name)
-    print(f"{out}: {len(read_rows(out))} rows from {sweep}")
+    out, skipped = rebuild(sweep, args.name)
+    print(f"{out}: {len(read_rows(out))} rows from {sweep}"
+          + (f" ({skipped} result.json without a trial's summary skipped)" if skipped else ""))
     return 0
 
 

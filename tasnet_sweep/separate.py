@@ -22,8 +22,9 @@ PROG = "tasnet_sweep.separate"
 register_configs()
 
 
-def load_mixture(cfg, model_rate: int) -> tuple:
-    """(mono samples at the model's rate, facts about the input); bad input raises."""
+def load_mixture(cfg, model_rate: int, min_samples: int = 1) -> tuple:
+    """(mono samples at the model's rate, facts about the input); bad input raises.
+    ``min_samples``: the fewest the model can take (one encoder window)."""
     from .runtime.audio import read_audio, resample, to_mono
 
     r = cfg.runtime
@@ -40,6 +41,10 @@ def load_mixture(cfg, model_rate: int) -> tuple:
                            f"{model_rate} Hz file"])
     t0 = time.perf_counter()
     mono = resample(mono, rate, model_rate)
+    if mono.shape[-1] < min_samples:
+        raise ConfigError([f"{r.input} holds {x.shape[1]} samples at {rate} Hz: expected at "
+                           f"least {min_samples} at {model_rate} Hz (one window of the "
+                           "encoder, model.kernel_size)"])
     facts = {"input": str(r.input), "input_sample_rate": rate, "input_channels": channels,
              "downmixed": channels > 1, "resampled": rate != model_rate,
              "input_samples": int(x.shape[1]), "duration_s": x.shape[1] / rate}
@@ -74,7 +79,7 @@ def run_separate(cfg) -> dict:
     dep = load_deployment(cfg)
     setup_s = time.perf_counter() - t0
     t_all = time.perf_counter()
-    wav, facts, host_s = load_mixture(cfg, dep.sample_rate)
+    wav, facts, host_s = load_mixture(cfg, dep.sample_rate, int(dep.model_cfg["kernel_size"]))
     t0 = time.perf_counter()
     executor = make_executor(cfg, dep.plan, dep.params)
     if hasattr(executor, "warm_up"):  # onnxruntime: build every session before timing

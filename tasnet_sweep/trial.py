@@ -89,7 +89,13 @@ def run(cfg, run_dir: str | Path, summary_path: str | Path | None = None) -> dic
     result["summary"] = summary_row(cfg, result, run_dir, outcome)
     write_json(run_dir / "result.json", result)
     if summary_path is not None:
-        append_row(summary_path, result["summary"])
+        try:
+            append_row(summary_path, result["summary"])
+        except OSError as exc:  # the trial is kept: its row joins with the next append
+            log.error("%s could not be updated (%s): this trial is in %s, and its row is added "
+                      "by the next trial that can write there (or: python -m "
+                      "tasnet_sweep.rebuild_summary %s)", summary_path, exc.strerror or exc,
+                      run_dir / "result.json", Path(summary_path).parent)
     return result
 
 

@@ -212,3 +212,50 @@ def test_a_truncated_sizes_cache_is_counted_again(tmp_path):
     again = cached_lattice_sizes(lat, job, "params", tmp_path, size)
     assert list(again) == list(first) == [16, 32] and len(calls) == 4
     assert np.load(next(tmp_path.glob("sizes-*.npy"))).shape == (2,)  # rewritten whole
+
+
+def _one_entry(tmp_path):
+    from tasnet_sweep.compile.cache import ContentStore
+
+    store = ContentStore(tmp_path / "cache", "compile", required=("outcome.json",))
+    store.put("k" * 64, {"outcome.json": b'{"verdict": "fail"}'}, {})
+    return store, store.path("k" * 64)
+
+
+def test_an_entry_edited_with_its_digest_recomputed_is_not_trusted(tmp_path, caplog):
+    """A digest that the entry declares for itself proves nothing: whoever edits the outcome
+    can recompute it. The manifest is signed with the cache's own key."""
+    import hashlib
+
+    store, entry = _one_entry(tmp_path)
+    assert store.get("k" * 64) == entry
+    (entry / "outcome.json").write_bytes(b'{"verdict": "pass"}')  # a FAIL turned into a PASS
+    manifest = json.loads((entry / "manifest.json").read_text())
+    manifest["files"]["outcome.json"] = hashlib.sha256(b'{"verdict": "pass"}').hexdigest()
+    (entry / "manifest.json").write_text(json.dumps(manifest))
+    assert store.get("k" * 64) is None
+    assert "not signed with this cache's key" in caplog.text and not entry.exists()
+
+
+def test_an_entry_signed_under_another_key_is_not_trusted_and_the_key_is_private(tmp_path):
+    import stat
+
+    from tasnet_sweep.compile import cache
+
+    store, entry = _one_entry(tmp_path)
+    key_file = tmp_path / "cache" / cache.KEY_FILE
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and len(key_file.read_bytes()) == 32
+    cache._SECRETS.clear()
+    key_file.write_bytes(b"another user's cache key, 32 b.")  # the entry was theirs
+    assert cache.ContentStore(tmp_path / "cache", "compile").get("k" * 64) is None
+
+
+def test_a_cache_whose_key_cannot_be_read_is_not_used(tmp_path, caplog):
+    from tasnet_sweep.compile import cache
+
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / cache.KEY_FILE).mkdir()  # unreadable as a file, even for root
+    store = cache.ContentStore(tmp_path / "cache", "compile")
+    assert store.secret is None and "running without the cache" in caplog.text
+    store.put("k" * 64, {"outcome.json": b"{}"}, {})
+    assert store.get("k" * 64) is None and not store.path("k" * 64).exists()

@@ -399,3 +399,38 @@ def test_a_journal_damaged_before_its_end_is_refused_with_how_to_recover(tmp_pat
     path.write_bytes(b"\n".join([lines[0], b"garbage", *lines[1:]]))
     with pytest.raises(JournalDamaged, match="damaged record on line 2"):
         FrontierStudy(lat, "d", str(path))
+
+
+@pytest.mark.slow
+def test_a_journal_with_any_one_line_removed_is_refused_or_still_gives_the_true_frontier(
+        tmp_path, monkeypatch):
+    """Removing a line moves the journal's later lines to other trials or drops a verdict; a
+    frontier built from that was once certified wrong. Every single-line removal of a finished
+    search now either resumes to the true frontier or is refused as inconsistent."""
+    from tasnet_sweep.search import study as study_module
+    from tasnet_sweep.search.study import StudyInconsistent
+
+    lat = Lattice.from_spec({"model.bn": [16, 32, 64], "model.hidden": [64, 128, 256]})
+    oracle = random_oracle(lat, 3, generators=2)
+    truth = tuple(sorted(x) for x in certificate(lat, grid_of(lat, oracle)))
+    path = tmp_path / "j.journal"
+    driver.run(lat, FrontierStudy(lat, "j", str(path)), oracle_launcher(lat, oracle, []))
+    lines = path.read_bytes().split(b"\n")[:-1]
+    monkeypatch.setattr(study_module, "_claimant_alive", lambda trial: False)  # worker gone
+    outcomes = {"true frontier": 0, "refused": 0}
+    for i in range(len(lines)):
+        copy = tmp_path / f"c{i}.journal"
+        copy.write_bytes(b"\n".join(lines[:i] + lines[i + 1:]) + b"\n")
+        try:
+            state = driver.run(lat, FrontierStudy(lat, "j", str(copy)),
+                               oracle_launcher(lat, oracle, []))
+        except StudyInconsistent as exc:
+            assert "is inconsistent" in str(exc) and "Restore it from a copy" in str(exc)
+            outcomes["refused"] += 1
+            continue
+        fr = summarize(lat, state.knowledge, state.records)
+        assert fr.complete, f"line {i + 1} removed: the search stopped short"
+        assert (sorted(fr.maximal_passing), sorted(fr.minimal_failing)) == truth, \
+            f"line {i + 1} removed: a wrong frontier certified as exact: {lines[i][:120]!r}"
+        outcomes["true frontier"] += 1
+    assert outcomes["refused"] > 0 and outcomes["true frontier"] > 0, outcomes

@@ -38,7 +38,7 @@ def test_rebuild_regenerates_the_summary_from_results_and_skips_broken_ones(tmp_
                    {"summary": {"run_tag": f"t{i}", "run_dir": str(tmp_path / f"job{i}")}})
     (tmp_path / "job9").mkdir()
     (tmp_path / "job9" / "result.json").write_text('{"summary": {"run_t')  # cut off mid-write
-    rows = read_rows(rebuild(tmp_path))
+    rows = read_rows(rebuild(tmp_path)[0])
     assert [r["run_tag"] for r in rows] == ["t0", "t1", "t2"]
 
 
@@ -74,3 +74,24 @@ def test_a_file_that_is_not_a_summary_is_left_alone_and_the_row_goes_beside_it(t
         assert written == path.with_name(path.stem + ".tasnet_sweep.tsv")
         assert [r["run_tag"] for r in read_rows(written)] == ["a"]
         assert str(written) in caplog.text
+
+
+def test_files_written_atomically_get_the_mode_a_plain_open_would(tmp_path):
+    import os
+    import stat
+
+    from tasnet_sweep.atomic import write_text
+
+    mask = os.umask(0o027)
+    try:
+        import importlib
+
+        from tasnet_sweep import atomic
+
+        importlib.reload(atomic)  # the mask is read once, when the module loads
+        path = atomic.write_text(tmp_path / "result.json", "{}")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    finally:
+        os.umask(mask)
+        importlib.reload(atomic)
+    assert stat.S_IMODE(write_text(tmp_path / "b.json", "{}").stat().st_mode) == 0o666 & ~mask

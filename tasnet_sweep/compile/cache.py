@@ -9,13 +9,17 @@ Two levels, both verified on every read:
   it without building or exporting anything (no torch import at all).
 
 Every entry has a manifest of sha256 digests; an entry whose files do not match it (a crash mid-
-write, a bad disk, a hand edit) is reported, removed and recomputed, never trusted.  A per-key
-lock is held while an entry is computed, so parallel workers never compile one key twice at once.
+write, a bad disk, a hand edit) is reported, removed and recomputed, never trusted.  The manifest
+is signed with an HMAC under the cache directory's own key (``.cache_key``, created once, mode
+0600), so an entry edited with its digests recomputed, or written by someone who cannot read the
+key (another user of a shared folder), fails the check the same way.  A per-key lock is held
+while an entry is computed, so parallel workers never compile one key twice at once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -28,6 +32,9 @@ from ..atomic import locked, write_bytes, write_json
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
+KEY_FILE = ".cache_key"
+#: cache root -> its key (None: the key cannot be read, so the cache is not used)
+_SECRETS: dict[Path, bytes | None] = {}
 
 
 def digest(data: bytes) -> str:
@@ -51,12 +58,55 @@ class CorruptEntry(Exception):
     pass
 
 
+def cache_secret(root: str | os.PathLike) -> bytes | None:
+    """The cache directory's HMAC key, created on first use (mode 0600, published by a hard
+    link so a reader never sees it half-written).  None, with a warning, when it exists but
+    cannot be read: the folder is someone else's cache, and this process goes without one."""
+    import secrets
+    import tempfile
+
+    root = Path(root).resolve()
+    if root in _SECRETS:
+        return _SECRETS[root]
+    path = root / KEY_FILE
+    secret: bytes | None = None
+    try:
+        if not path.exists():
+            root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=root, prefix=".cache_key.")  # mode 0600
+            try:
+                os.write(fd, secrets.token_bytes(32))
+                os.fsync(fd)
+                os.close(fd)
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:  # another process published its key first
+                    pass
+            finally:
+                os.unlink(tmp)
+        secret = path.read_bytes()
+        if len(secret) < 16:
+            raise ValueError(f"{len(secret)} bytes")
+    except (OSError, ValueError) as exc:
+        log.warning("the compile cache's key %s cannot be used (%s): running without the cache "
+                    "(set compiler.cache_dir to a folder of your own)", path, exc)
+        secret = None
+    _SECRETS[root] = secret
+    return secret
+
+
+def _signature(secret: bytes, key: str, files: dict) -> str:
+    text = json.dumps({"key": key, "files": files}, sort_keys=True).encode()
+    return hmac.new(secret, text, hashlib.sha256).hexdigest()
+
+
 class ContentStore:
     """Directories of files under ``root/<kind>/<key[:2]>/<key>/`` with a digest manifest."""
 
     def __init__(self, root: str | os.PathLike, kind: str, required: tuple[str, ...] = ()):
         self.root = Path(root) / kind
         self.required = required  # files every entry of this kind must list
+        self.secret = cache_secret(root)
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / key
@@ -69,6 +119,8 @@ class ContentStore:
 
     def get(self, key: str) -> Path | None:
         """The entry's directory if it exists and verifies; a corrupted entry is removed."""
+        if self.secret is None:
+            return None
         entry = self.path(key)
         if entry.exists() and not entry.is_dir():  # something else sits where the entry goes
             log.warning("cache entry %s is not a folder: removing it and recomputing", entry)
@@ -78,7 +130,11 @@ class ContentStore:
         if not manifest.exists():
             return None
         try:
-            files = json.loads(manifest.read_text())["files"]
+            signed = json.loads(manifest.read_text())
+            files = signed["files"]
+            if not hmac.compare_digest(str(signed.get("mac", "")),
+                                       _signature(self.secret, key, files)):
+                raise CorruptEntry("its manifest is not signed with this cache's key")
             missing = [name for name in self.required if name not in files]
             if missing:
                 raise CorruptEntry(f"its manifest does not list {', '.join(missing)}")
@@ -98,6 +154,8 @@ class ContentStore:
         and the cache: every writer here replaces a file rather than changing it in place, and
         the digests would catch one that did), copied otherwise."""
         entry = self.path(key)
+        if self.secret is None:  # no key of ours: nothing is kept
+            return entry
         if entry.is_dir():
             shutil.rmtree(entry)
         elif entry.exists():
@@ -111,7 +169,8 @@ class ContentStore:
             dst = entry / name
             restore_file(Path(src), dst)  # a hard link, else a copy
             digests[name] = file_digest(dst)
-        write_json(entry / MANIFEST, {"files": digests})  # the entry exists once this exists
+        write_json(entry / MANIFEST, {"files": digests,  # the entry exists once this exists
+                                      "mac": _signature(self.secret, key, digests)})
         return entry
 
 

@@ -157,7 +157,11 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     if fmt == _WAVE_FORMAT_PCM and width == 2:
         return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0, rate
     if fmt == _WAVE_FORMAT_FLOAT and width == 4:
-        return np.frombuffer(raw, dtype="<f4").astype(np.float32), rate
+        samples = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+        if not np.isfinite(samples).all():  # NaN in calibration data ruins every scale
+            raise ConfigError([f"{path} has {int((~np.isfinite(samples)).sum())} NaN or "
+                               "infinite samples: expected finite calibration audio"])
+        return samples, rate
     kind = "PCM" if fmt == _WAVE_FORMAT_PCM else "float"
     raise ConfigError([f"{path} is {8 * width}-bit {kind}: expected 16-bit PCM or 32-bit float"])
 

@@ -9,7 +9,6 @@ an estimate, ``metrics.replayed_evidence`` says so.
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
@@ -87,19 +86,26 @@ def check_tsv(path) -> Path:
         raise ConfigError([f"compiler.replay_tsv={str(path)!r} does not exist: expected a TSV "
                            f"of recorded outcomes (a summary.tsv) or {PUBLIC_NAME} (the public "
                            "outcomes shipped in the package)"])
-    with open(path, newline="") as f:
+    with open(path, newline="", errors="replace") as f:
         header = next((ln for ln in f if not ln.startswith("#")), "")
     if "hef_success" not in header.rstrip("\n").split("\t"):
         raise ConfigError([f"compiler.replay_tsv={str(path)!r} has no hef_success column: "
                            "expected a summary.tsv or the public outcomes table"])
+    _read(path)  # every row, before any run folder exists
     return path
 
 
+def _read(path: Path) -> list[dict]:
+    from ..outcome_table import TableError, read_table
+
+    try:
+        return read_table(path)[0]
+    except TableError as exc:
+        raise ConfigError([f"compiler.replay_tsv: {exc}"]) from None
+
+
 def load_rows(path: str | Path) -> list[dict]:
-    path = check_tsv(path)
-    with open(path, newline="") as f:
-        lines = [ln for ln in f if not ln.startswith("#")]
-    return [_normalise(r) for r in csv.DictReader(lines, delimiter="\t")]
+    return [_normalise(r) for r in _read(check_tsv(path))]
 
 
 class ReplayBackend(CompileBackend):

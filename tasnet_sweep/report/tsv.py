@@ -109,20 +109,47 @@ def append_row(path: str | Path, row: dict, columns=SUMMARY_COLUMNS) -> Path:
 
 def _write(path: Path, rows: list[dict], row: dict, columns) -> None:
     rows = [r for r in rows if r.get("run_dir") != str(row.get("run_dir"))]
+    rows += [{c: _cell(r.get(c)) for c in columns} for r in _unlisted(path.parent, rows, row)]
     rows.append({c: _cell(row.get(c)) for c in columns})
     write_text(path, format_rows(rows, columns))
 
 
-def rebuild(sweep_dir: str | Path, name: str = "summary.tsv") -> Path:
-    """Regenerate ``<sweep_dir>/<name>`` from every ``result.json`` below it."""
+def summary_of(result_path: Path) -> dict | None:
+    """The summary row a ``result.json`` carries; None for one cut off or of another shape."""
+    try:
+        row = json.loads(result_path.read_text(encoding="utf-8"))["summary"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return row if isinstance(row, dict) and row.get("run_dir") else None
+
+
+def _unlisted(folder: Path, rows: list[dict], row: dict) -> list[dict]:
+    """Trials in ``folder``'s job dirs that the summary lacks: a row whose write failed (a full
+    disk after its result.json was written) joins with the next trial that can write."""
+    known = {r.get("run_dir") for r in rows} | {str(row.get("run_dir"))}
+    found = []
+    for result in sorted(folder.glob("*/result.json")):
+        if str(result.parent) in known:
+            continue
+        missing = summary_of(result)
+        if missing is not None and str(missing["run_dir"]) not in known:
+            found.append(missing)
+            log.info("%s: adding the row of %s, missing from it", folder, result.parent)
+    return found
+
+
+def rebuild(sweep_dir: str | Path, name: str = "summary.tsv") -> tuple[Path, int]:
+    """Regenerate ``<sweep_dir>/<name>`` from every ``result.json`` below it; also returns
+    how many result.json files had no row to give (cut off, or not a trial's)."""
     sweep_dir = Path(sweep_dir)
-    rows = []
+    rows, skipped = [], 0
     for result in sorted(sweep_dir.rglob("result.json")):
-        try:
-            rows.append(json.loads(result.read_text())["summary"])
-        except (ValueError, KeyError):
-            continue  # a trial cut off before its result was complete has no row
+        row = summary_of(result)
+        if row is None:
+            skipped += 1
+        else:
+            rows.append(row)
     out = sweep_dir / name
     with locked(out):
         write_text(out, format_rows(rows))
-    return out
+    return out, skipped

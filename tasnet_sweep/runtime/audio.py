@@ -18,8 +18,21 @@ OUTPUT_FORMATS = ("pcm16", "float32")
 READABLE = "8/16/24/32-bit PCM or 32/64-bit float"
 
 
+#: larger inputs are refused before reading: decoding to float32 takes 2-4x this in memory
+MAX_AUDIO_BYTES = 1 << 30
+
+
 class AudioError(ValueError):
     """A bad audio input, worded as one line."""
+
+
+def check_finite(x: np.ndarray, rate: int, path) -> None:
+    """NaN or inf samples would come out as noise or silence with no warning: refuse them."""
+    bad = ~np.isfinite(x)
+    if bad.any():
+        first = int(np.argwhere(bad)[0][-1])
+        raise AudioError(f"{path} has {int(bad.sum())} NaN or infinite sample(s), the first at "
+                         f"{first / rate:.4f} s: expected finite samples (repair the file)")
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
@@ -33,6 +46,10 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
         head = f.read(12)
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         raise AudioError(f"{path} is not a RIFF/WAVE file: expected a .wav file")
+    size = path.stat().st_size
+    if size > MAX_AUDIO_BYTES:
+        raise AudioError(f"{path} is {size / 2**30:.1f} GiB: expected at most "
+                         f"{MAX_AUDIO_BYTES / 2**30:.0f} GiB of audio per file (split it)")
     try:
         with warnings.catch_warnings():  # chunks scipy does not read (LIST, ...) are fine
             warnings.simplefilter("ignore", wavfile.WavFileWarning)
@@ -55,6 +72,8 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path} declares {x.shape[1]} channels at {rate} Hz: not a usable .wav")
     if x.shape[0] == 0:
         raise AudioError(f"{path} has no samples: expected a non-empty .wav file")
+    if x.dtype.kind == "f":
+        check_finite(x.T, rate, path)
     return np.ascontiguousarray(x.T), int(rate)
 
 

@@ -86,6 +86,26 @@ class JournalDamaged(ValueError):
     """A journal with a bad record before its last line: not repaired automatically."""
 
 
+class StudyInconsistent(JournalDamaged):
+    """Compiled trials that do not match their own records (a journal line removed or edited):
+    the frontier they would give cannot be certified."""
+
+
+#: a compiled trial's own check (user attr): a digest of its number, knob values and verdict,
+#: written with it, so a storage line removed or edited later shows as a mismatch
+RECORD_ATTR = "record"
+#: study user attr: every compiled trial of this study carries its record
+RECORDS_KEPT = "records_kept"
+
+
+def record_digest(number: int, params: dict, verdict) -> str:
+    import hashlib
+    import json
+
+    text = json.dumps([number, sorted(params.items()), verdict], default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def repair_journal(path: Path, lock) -> None:
     """A journal whose last record was cut off (a full disk, a kill mid-write) is copied to
     ``<name>.torn-<time>`` and cut back to its last complete record, under the writers' lock,
@@ -200,6 +220,10 @@ class FrontierStudy:
             heartbeat=(self.heartbeat_s, grace_s) if self.heartbeat_s else None,
             sampler=make_optuna_sampler(sampler, lattice, seed), load_if_exists=True)
         self.study.set_user_attr("knobs", {k.name: list(k.values) for k in lattice.knobs})
+        if RECORDS_KEPT not in self.study.user_attrs and not any(
+                t.user_attrs.get("compiled") for t in self.study.get_trials(deepcopy=False)):
+            self.study.set_user_attr(RECORDS_KEPT, True)  # older studies are read unchecked
+        self.check_records()
         if not self.study.metric_names:
             if self.study.get_trials(deepcopy=False):  # written before metric names: ranks
                 self.by_state = False
@@ -231,6 +255,47 @@ class FrontierStudy:
             knowledge.record(point, passed)
             records[point] = dict(t.user_attrs, trial=t.number)
         return knowledge, records
+
+    def check_records(self) -> None:
+        """Refuse a study whose compiled trials do not match their records: a line removed from
+        a journal moves the lines after it to other trials, or drops a verdict or a param, and
+        the frontier would be certified from answers nobody gave."""
+        import optuna
+
+        State = optuna.trial.TrialState
+        kept = bool(self.study.user_attrs.get(RECORDS_KEPT))
+        trials = self.study.get_trials(deepcopy=False, states=(State.COMPLETE, State.FAIL,
+                                                               State.PRUNED))
+        compiled = Knowledge(self.lattice)
+        bad, inferred = [], []
+        for t in trials:
+            attrs = t.user_attrs
+            point = self.lattice.point_of(t.params)
+            if point is None:  # another search space under the same study name
+                continue
+            if not attrs.get("compiled") and RECORD_ATTR not in attrs:
+                if attrs.get("evidence") == "inferred":
+                    inferred.append(t)
+                continue
+            if t.state == State.PRUNED or (RECORD_ATTR not in attrs and not kept):
+                continue
+            if attrs.get(RECORD_ATTR) != record_digest(t.number, t.params, attrs.get("verdict")) \
+                    or not attrs.get("compiled"):
+                bad.append(t.number)
+            else:
+                compiled.record(point, attrs.get("verdict") == "pass")
+        # an inferred answer follows from compiled ones, which were written before it
+        bad += [t.number for t in inferred
+                if compiled.outcome(self.lattice.point_of(t.params))
+                != (t.user_attrs.get("verdict") == "pass")]
+        if bad:
+            bad.sort()
+            shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
+            raise StudyInconsistent(
+                f"study {self.study_name!r} in {self.location} is inconsistent: {len(bad)} "
+                f"trial(s) do not match the compiled answers recorded (trial {shown}); a line "
+                "of its storage was removed or edited. Restore it from a copy, or start a new "
+                "study (search.study_name=...); compiles already made are cache hits")
 
     def answered_points(self) -> set:
         return {self.lattice.point_of(t.params) for t in self.study.get_trials(deepcopy=False)}
@@ -372,6 +437,9 @@ class FrontierStudy:
     def tell(self, trial, point, passed: bool, user_attrs: dict) -> None:
         for k, v in user_attrs.items():
             trial.set_user_attr(k, v)
+        if user_attrs.get("compiled"):
+            trial.set_user_attr(RECORD_ATTR, record_digest(
+                trial.number, self.lattice.values(point), user_attrs.get("verdict")))
         feasible = 0.0 if passed else 1.0
         trial.set_constraint(CONSTRAINT, feasible)
         trial.storage.set_trial_system_attr(trial._trial_id, LEGACY_CONSTRAINTS, [feasible])

@@ -27,6 +27,8 @@ COMPLETE_TAG = "tasnet.complete"  # set last: a run without it was cut short and
 SWEEP_ID_TAG = "tasnet.sweep_id"  # digest of the sweep dir, on the parent run
 KIND_TAG = "tasnet.kind"  # sweep | trial
 STUDY_TAG = "tasnet.study"  # on a frontier search's parent: <storage>::<study name>
+TRIAL_KEY_TAG = "tasnet.trial_key"  # digest of a sweep job's overrides: one run per job
+HOST_TAG, PID_TAG = "tasnet.host", "tasnet.pid"  # the process that runs a sweep's parent
 #: the experiment tag MLflow 3's UI reads to open the model-training view rather than GenAI
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 _BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-. /]")

@@ -21,11 +21,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..atomic import write_json
-from .flatten import (COMPLETE_TAG, EXPERIMENT_KIND, KIND_TAG, MAX_METRICS_PER_BATCH,
+from ..atomic import locked, write_json
+from .flatten import (COMPLETE_TAG, EXPERIMENT_KIND, HOST_TAG, KIND_TAG, MAX_METRICS_PER_BATCH,
                       MAX_PARAM_VALUE, MAX_PARAMS_PER_BATCH, MAX_TAG_VALUE, MAX_TAGS_PER_BATCH,
-                      STUDY_TAG, SWEEP_ID_TAG, TRIAL_ID_TAG, chunks, clean_key, flatten_config,
-                      redact, standard_tags, trial_metrics, trial_tags)
+                      PID_TAG, STUDY_TAG, SWEEP_ID_TAG, TRIAL_ID_TAG, TRIAL_KEY_TAG, chunks,
+                      clean_key, flatten_config, redact, standard_tags, trial_metrics, trial_tags)
 
 log = logging.getLogger("tasnet_sweep.tracking")
 
@@ -121,11 +121,19 @@ _EXPERIMENTS: dict[tuple[str, str], str] = {}
 
 
 def client_for(uri: str):
+    """The process's client for ``uri``.  Opening a SQLite store creates or upgrades its schema;
+    MLflow does that without a lock, so workers opening a fresh store together fail with
+    "duplicate column" (issue M12): here they open it one at a time."""
     client = _CLIENTS.get(uri)
     if client is None:
         from mlflow.tracking import MlflowClient
 
-        client = _CLIENTS[uri] = MlflowClient(tracking_uri=uri)
+        if uri.startswith("sqlite:///") and uri != "sqlite:///:memory:":
+            with locked(uri[len("sqlite:///"):]):
+                client = MlflowClient(tracking_uri=uri)
+        else:
+            client = MlflowClient(tracking_uri=uri)
+        _CLIENTS[uri] = client
     return client
 
 
@@ -238,14 +246,18 @@ def trial_artifacts(result: dict, run_dir: Path, cfg_plain: dict) -> list[tuple[
 
 
 def log_trial_run(client, experiment_id: str, result: dict, run_dir: str | Path,
-                  cfg_plain: dict, parent_run_id: str | None = None) -> str:
+                  cfg_plain: dict, parent_run_id: str | None = None,
+                  trial_key: str | None = None) -> str:
     """One trial as one run.  The completion tag is set last, so a run cut short (server gone
-    mid-upload) is recognised by ``sync`` and redone."""
+    mid-upload) is recognised by ``sync`` and redone.  ``trial_key`` names the sweep job: a
+    job run again under the same parent (a killed sweep rerun) replaces its earlier run."""
     run_dir = Path(run_dir).resolve()
     tags = trial_tags(result, str(run_dir), None if parent_run_id else git_commit())
     tags[TRIAL_ID_TAG] = digest(run_dir)
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
+    if trial_key:
+        tags[TRIAL_KEY_TAG] = trial_key
     started, finished = _trial_times_ms(result)
     run = client.create_run(experiment_id, start_time=started,
                             tags={TRIAL_ID_TAG: tags[TRIAL_ID_TAG], KIND_TAG: "trial",
@@ -260,7 +272,26 @@ def log_trial_run(client, experiment_id: str, result: dict, run_dir: str | Path,
     client.set_tag(run_id, COMPLETE_TAG, "true")
     status = "FINISHED" if result.get("status", "ok") == "ok" else "FAILED"
     client.set_terminated(run_id, status, end_time=finished)
+    if parent_run_id and trial_key:  # the new run is complete: earlier ones of the job go
+        for earlier in _job_runs(client, experiment_id, parent_run_id, trial_key):
+            if earlier != run_id:
+                client.delete_run(earlier)
     return run_id
+
+
+def _job_runs(client, experiment_id: str, parent_run_id: str, trial_key: str) -> list[str]:
+    from mlflow.entities import ViewType
+
+    runs = client.search_runs(
+        [experiment_id], run_view_type=ViewType.ACTIVE_ONLY, max_results=1000,
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' "
+                      f"and tags.`{TRIAL_KEY_TAG}` = '{trial_key}'")
+    return [r.info.run_id for r in runs]
+
+
+def job_key(overrides) -> str:
+    """A sweep job's identity: the digest of its overrides, in any order."""
+    return hashlib.sha256("\n".join(sorted(map(str, overrides))).encode()).hexdigest()[:16]
 
 
 def _trial_times_ms(result: dict) -> tuple[int | None, int | None]:
@@ -280,13 +311,66 @@ def create_sweep_run(client, experiment_id: str, sweep_dir: str | Path,
     commit = git_commit()
     tags = {SWEEP_ID_TAG: digest(sweep_dir), KIND_TAG: "sweep", "sweep_dir": str(sweep_dir),
             **standard_tags(), **({"mlflow.source.git.commit": commit} if commit else {}),
-            **(extra_tags or {})}
+            **_owner_tags(), **(extra_tags or {})}
     tags = {k: redact(v)[:MAX_TAG_VALUE] for k, v in tags.items() if v not in (None, "")}
     run_id = client.create_run(experiment_id, tags=tags,
                                run_name=name or "/".join(sweep_dir.parts[-2:])).info.run_id
     if params:
         _log_batches(client, run_id, params=params)
     return run_id
+
+
+def _owner_tags() -> dict[str, str]:
+    import socket
+
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process
+        return True
+    return True
+
+
+def end_dead_sweeps(client, experiment_id: str) -> list[str]:
+    """Parent runs left RUNNING by a sweep process of this host that is gone (killed, or the
+    machine rebooted) are ended as KILLED.  A sweep on another host is left to its own host;
+    a dead pid taken over by a new process keeps its run RUNNING until the next check."""
+    from mlflow.entities import ViewType
+
+    here = _owner_tags()[HOST_TAG]
+    ended = []
+    runs = client.search_runs(
+        [experiment_id], run_view_type=ViewType.ACTIVE_ONLY, max_results=1000,
+        filter_string=f"tags.`{KIND_TAG}` = 'sweep' and attributes.status = 'RUNNING'")
+    for run in runs:
+        tags = run.data.tags
+        pid = tags.get(PID_TAG, "")
+        if tags.get(HOST_TAG) == here and pid.isdigit() and not _alive(int(pid)):
+            client.set_terminated(run.info.run_id, "KILLED")
+            ended.append(run.info.run_id)
+    if ended:
+        log.warning("MLflow: %d sweep run(s) whose process is gone marked KILLED: %s",
+                    len(ended), ", ".join(ended))
+    return ended
+
+
+def _reusable_parent(client, sweep_dir: Path) -> str | None:
+    """The parent of an earlier sweep into this same dir (a killed sweep run again), if MLflow
+    still has it: its jobs are run again and replace their earlier runs there."""
+    link = read_link(sweep_dir)
+    run_id = link.get("parent_run_id") if link else None
+    if not run_id:
+        return None
+    try:
+        run = client.get_run(run_id)
+    except Exception:  # another store, or deleted for good
+        return None
+    return run_id if run.info.lifecycle_stage == "active" else None
 
 
 def finish_sweep_run(client, run_id: str, sweep_dir: str | Path) -> list[str]:
@@ -430,10 +514,14 @@ def start_sweep(config) -> dict:
     try:
         client = client_for(uri)  # a new SQLite store gets its schema here, before any worker
         link["experiment_id"] = ensure_experiment(client, name, uri)
-        resumed = _study_parent(client, link["experiment_id"], study) if study else None
-        if resumed is not None:  # a resumed search: its trials join the search's parent
+        end_dead_sweeps(client, link["experiment_id"])
+        resumed = _reusable_parent(client, sweep_dir)
+        if resumed is None and study:
+            resumed = _study_parent(client, link["experiment_id"], study)
+        if resumed is not None:  # a resumed search or a rerun sweep: the same parent
             client.update_run(resumed, "RUNNING")
-            client.set_tag(resumed, "sweep_dir", str(sweep_dir.resolve()))
+            for key, value in {"sweep_dir": str(sweep_dir.resolve()), **_owner_tags()}.items():
+                client.set_tag(resumed, key, value)
             link["parent_run_id"] = resumed
         else:
             link["parent_run_id"] = create_sweep_run(
@@ -490,7 +578,8 @@ def log_job_trial(cfg, result: dict, run_dir: str | Path) -> str | None:
         if experiment_id is None:
             experiment_id = ensure_experiment(client, experiment_name(cfg), uri)
         cfg_plain = OmegaConf.to_container(cfg, resolve=True)
-        return log_trial_run(client, experiment_id, result, run_dir, cfg_plain, parent)
+        key = job_key(_job_overrides()) if parent else None
+        return log_trial_run(client, experiment_id, result, run_dir, cfg_plain, parent, key)
     except Exception as exc:
         report_failure_once(where, exc, uri)
         return None
@@ -514,6 +603,12 @@ def log_in_background(run_dir: Path, uri: str, experiment: str) -> None:
     log.info("MLflow: logging this run in the background (pid %d, %s)", proc.pid,
              run_dir / BACKGROUND_LOG)  # the URI reaches sync on its command line only
     return None
+
+
+def _job_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task)
 
 
 def _sweep_dir() -> Path | None:
