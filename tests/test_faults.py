@@ -224,21 +224,30 @@ def test_a_frontier_search_killed_mid_way_resumes_without_recompiling(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
-def test_a_killed_sweep_takes_its_compile_and_everything_it_started_with_it(tmp_path, sig):
+@pytest.mark.parametrize("sig, launcher", [
+    (signal.SIGKILL, []), (signal.SIGTERM, []),
+    (signal.SIGKILL, ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]),
+], ids=["sigkill", "sigterm", "sigkill_joblib"])
+def test_a_killed_sweep_takes_its_compile_and_everything_it_started_with_it(tmp_path, sig,
+                                                                            launcher):
     """The compile runs in its own process group (so a timeout can end it); when the sweep
-    itself is killed, the compile and its grandchild must end too, not run on as orphans."""
+    itself is killed, the compile and its grandchild must end too, not run on as orphans; so
+    must the joblib launcher's worker that ran the job."""
     import select
 
     fifo = tmp_path / "hanging"
     os.mkfifo(fifo)
     env = _env(tmp_path, HAILO_DOUBLE_HANG="compile", HAILO_DOUBLE_HANG_FIFO=str(fifo))
     proc = _cli(["-m", *BASE, "model.n_filters=16,24", f"hydra.sweep.dir={tmp_path / 's'}",
-                 f"compiler.cache_dir={tmp_path / 'cache'}"], tmp_path, env,
+                 f"compiler.cache_dir={tmp_path / 'cache'}", *launcher], tmp_path, env,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(fifo) as f:  # blocks until the compile child has begun its hang
         compiler, sleeper = map(int, f.readline().split())
     fds = [os.pidfd_open(compiler), os.pidfd_open(sleeper)]
+    job_process = int(Path(f"/proc/{compiler}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    if launcher:  # the job ran in a loky worker, not in the sweep's own process
+        assert job_process != proc.pid
+        fds.append(os.pidfd_open(job_process))
     proc.send_signal(sig)
     proc.communicate()
     for fd in fds:  # each ends by itself (a pidfd turns readable when its process exits)
