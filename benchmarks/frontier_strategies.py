@@ -28,7 +28,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tasnet_sweep.search.lattice import (  # noqa: E402
-    PASS, Knowledge, Lattice, certificate, is_monotone, truth_grid)
+    PASS,
+    Knowledge,
+    Lattice,
+    certificate,
+    is_monotone,
+    truth_grid,
+)
 from tasnet_sweep.search.sampler import FrontierSampler, run_search  # noqa: E402
 
 SPACE = {
@@ -268,7 +274,8 @@ def main() -> None:
         lattice, truth = study_truth(args.study, args.search, args.storage)
         prior = None
         if args.prior_study:
-            _, prior = study_truth(args.prior_study, args.search or args.study, flag="--prior-study")
+            _, prior = study_truth(args.prior_study, args.search or args.study,
+                                   flag="--prior-study")
         title = f"study {args.study} (replayed)" + (
             f", prior: study {args.prior_study}" if prior is not None else "")
         bench_grid(title, lattice, truth, args.seeds, args.tpe_cap, args.tpe_seeds, prior)

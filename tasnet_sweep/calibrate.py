@@ -19,8 +19,16 @@ import re
 import sys
 from pathlib import Path
 
-from .agreement import (DEFAULT_TSV, EXIT_INPUT, InputError, build_graphs, evaluate,
-                        load_outcomes, pct, report_lines)
+from .agreement import (
+    DEFAULT_TSV,
+    EXIT_INPUT,
+    InputError,
+    build_graphs,
+    evaluate,
+    load_outcomes,
+    pct,
+    report_lines,
+)
 from .config import ConfigError
 
 CANDIDATES = {
@@ -92,8 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     from omegaconf import OmegaConf
 
     from .atomic import write_text
-    from .compile.estimate.profile import (FITTED_FIELDS, HYPOTHESIS_FIELDS, load_profile,
-                                           profile_from_node, profile_path)
+    from .compile.estimate.profile import (
+        FITTED_FIELDS,
+        HYPOTHESIS_FIELDS,
+        load_profile,
+        profile_from_node,
+        profile_path,
+    )
 
     ap = argparse.ArgumentParser(prog="python -m tasnet_sweep.calibrate",
                                  description="Refit a hw profile's FITTED constants to recorded "

@@ -134,8 +134,8 @@ def config_search_path(config_path: str | None, config_dir: str | None):
     (or ``--config-path``) with ``--config-dir`` in front, as Hydra's ``_run_hydra`` builds it."""
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_automatic_config_search_path
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.config_search_path import SearchPathQuery
+    from hydra.core.global_hydra import GlobalHydra
 
     search_path = create_automatic_config_search_path(None, "tasnet_sweep.app",
                                                       config_path or CONF_PKG)

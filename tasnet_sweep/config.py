@@ -100,7 +100,7 @@ class TilingConfig:
 
 @dataclass
 class CalibrationConfig:
-    """Calibration data for the real compiler's optimize step (tasnet_sweep/compile/calibration.py)."""
+    """Calibration data for the real compiler's optimize step (compile/calibration.py)."""
 
     source: str = "synthetic"  # synthetic | npz | wav_dir
     count: int = 16  # synthetic frames (npz: every frame in the file; wav_dir: one per file)
@@ -398,9 +398,10 @@ def model_memory_bytes(m) -> float:
 
 
 def validate_model(m, problems: list[str], max_memory_gb: float | None = None) -> None:
-    ok = all([_positive(problems, f"model.{k}", m[k]) for k in
+    checks = [_positive(problems, f"model.{k}", m[k]) for k in  # each one runs and reports
               ("n_src", "n_filters", "kernel_size", "stride", "bn", "hidden", "skip",
-               "conv_kernel", "n_blocks", "n_repeats", "time_len")])
+               "conv_kernel", "n_blocks", "n_repeats", "time_len")]
+    ok = all(checks)
     _one_of(problems, "model.norm", m.norm, NORM_NAMES)
     _one_of(problems, "model.activation", m.activation, ACTIVATION_NAMES)
     _one_of(problems, "model.mask_act", m.mask_act, MASK_ACT_NAMES)

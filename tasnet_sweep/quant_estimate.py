@@ -20,8 +20,8 @@ from pathlib import Path
 import hydra
 import numpy as np
 
-from .resources import CONF_PKG
 from .config import register_configs
+from .resources import CONF_PKG
 
 PROG = "tasnet_sweep.quant_estimate"
 register_configs()

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import hydra
 
-from .resources import CONF_PKG
 from .config import ConfigError, register_configs
+from .resources import CONF_PKG
 
 PROG = "tasnet_sweep.separate"
 register_configs()

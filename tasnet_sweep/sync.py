@@ -40,9 +40,7 @@ def sync(root: str | Path, uri: str | None = None, experiment: str | None = None
     """Bring MLflow level with the trials under ``root``; returns counts and ids."""
     from .atomic import write_json
     from .tracking import mlflow_store as store
-    from .tracking.flatten import COMPLETE_TAG, SWEEP_ID_TAG, TRIAL_ID_TAG
-
-    from .tracking.flatten import redact
+    from .tracking.flatten import COMPLETE_TAG, SWEEP_ID_TAG, TRIAL_ID_TAG, redact
 
     root = Path(root).resolve()
     link = store.read_link(root)

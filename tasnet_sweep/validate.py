@@ -17,8 +17,8 @@ from pathlib import Path
 import hydra
 import numpy as np
 
-from .resources import CONF_PKG
 from .config import register_configs
+from .resources import CONF_PKG
 
 PROG = "tasnet_sweep.validate"
 register_configs()

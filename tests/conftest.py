@@ -1,54 +1,16 @@
-"""Shared test helpers: compose the project's real configs with Hydra's compose API."""
+"""Fixtures shared by the test files (helpers they import live in tests/helpers.py)."""
 
 from __future__ import annotations
 
-import copy
-import functools
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
-
-from tasnet_sweep.config import register_configs
-from tasnet_sweep.resources import CONF_MODULE
-
-REPO = Path(__file__).resolve().parent.parent
-DOUBLES = Path(__file__).resolve().parent / "doubles"
-#: a small model that builds and exports in well under a second
-SMALL = ["model.n_filters=32", "model.bn=16", "model.hidden=32", "model.skip=16",
-         "model.n_blocks=2", "model.n_repeats=1", "model.time_len=800"]
-
-
-def compose_cfg(*overrides: str, return_hydra_config: bool = False):
-    """The project's config as the app composes it, from the package (pkg://tasnet_sweep.conf).
-
-    A compose takes Hydra about 0.2 s and many tests ask for the same overrides, so each result
-    is composed once per session; every caller gets its own deep copy to change."""
-    return copy.deepcopy(_composed(overrides, return_hydra_config))
-
-
-@functools.lru_cache(maxsize=None)
-def _composed(overrides: tuple, return_hydra_config: bool):
-    register_configs()
-    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides),
-                       return_hydra_config=return_hydra_config)
+from helpers import DOUBLES, compose_cfg
 
 
 @pytest.fixture
 def cfg_factory():
     return compose_cfg
-
-
-def run_cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run ``python -m tasnet_sweep`` as a user would, in ``cwd``."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([sys.executable, "-m", "tasnet_sweep", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def _forget(package: str) -> None:

@@ -13,7 +13,6 @@ from tasnet_sweep.model.blocks import conv1x1
 from tasnet_sweep.model.units import Unit
 
 
-
 def test_the_public_table_ships_in_the_package_with_its_provenance():
     from tasnet_sweep.resources import PACKAGE_DIR
 
@@ -26,8 +25,8 @@ def test_the_public_table_ships_in_the_package_with_its_provenance():
 
 
 def _scores(text: str) -> dict[str, tuple[int, int]]:
-    found = dict((col, (int(k), int(n))) for col, k, n in
-                 re.findall(r"^(har|hef)_success agreement: (\d+)/(\d+)", text, re.M))
+    found = {col: (int(k), int(n)) for col, k, n in
+                 re.findall(r"^(har|hef)_success agreement: (\d+)/(\d+)", text, re.M)}
     assert set(found) == {"har", "hef"}, text
     return found
 
@@ -83,11 +82,11 @@ def test_calibrate_round_trip_recovers_agreement_and_writes_a_valid_profile(tmp_
     assert calibrate.main(["--tsv", str(DEFAULT_TSV), "--out", str(out_yaml),
                            "--base", str(pert)]) == 0
     printed = capsys.readouterr().out
-    assert re.search(r"^before: hef_success agreement: %d/%d" % before, printed, re.M)
+    assert re.search(r"^before: hef_success agreement: {}/{}".format(*before), printed, re.M)
     fitted = load_profile(out_yaml)  # structured schema + validate: a valid hw profile
     after = evaluate(rows, fitted).score("hef")
     assert after[0] > before[0] and after[0] / after[1] >= 0.95
-    assert re.search(r"^after:  hef_success agreement: %d/%d" % after, printed, re.M)
+    assert re.search(r"^after:  hef_success agreement: {}/{}".format(*after), printed, re.M)
     assert fitted.memory_unit_bytes != 16384
     text = out_yaml.read_text()
     assert re.search(r"^memory_unit_bytes:.*# FITTED by tasnet_sweep.calibrate", text, re.M)

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from conftest import REPO, SMALL, run_cli
+from helpers import REPO, SMALL, run_cli
 
 SEARCH = ["-m", "hydra/sweeper=frontier", "search=encoder_width"]
 NPZ = ["unit=encoder", "compiler.calibration.source=npz"]
@@ -167,7 +166,7 @@ def test_bad_override_or_file_is_one_line_exit_2_and_writes_nothing(tmp_path, ar
 
 def test_the_corpus_is_large_enough():
     assert len(CASES) + len(WAV_CASES) >= 25
-    assert FAST_CASES <= {c[0] for c in CASES}
+    assert {c[0] for c in CASES} >= FAST_CASES
 
 
 WAV_CASES = [
@@ -266,7 +265,8 @@ def test_a_trial_whose_summary_row_hit_a_full_disk_joins_with_the_next(tmp_path,
                                                                         caplog):
     import errno
 
-    from conftest import compose_cfg
+    from helpers import compose_cfg
+
     from tasnet_sweep import trial
     from tasnet_sweep.report import tsv
 

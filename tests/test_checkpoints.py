@@ -6,24 +6,29 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import compose_cfg
 
-from conftest import compose_cfg
-from tasnet_sweep.model.checkpoints import (CheckpointError, asteroid_shapes, build_from_checkpoint,
-                                            save_checkpoint)
+from tasnet_sweep.model.checkpoints import (
+    CheckpointError,
+    asteroid_shapes,
+    build_from_checkpoint,
+    save_checkpoint,
+)
 from tasnet_sweep.model.convtasnet import build_model
 
-ARGS = dict(n_src=2, n_filters=16, kernel_size=8, stride=4, bn_chan=8, hid_chan=12, skip_chan=6,
-            conv_kernel_size=3, n_blocks=2, n_repeats=2, norm_type="gLN", mask_act="sigmoid",
-            in_chan=None, out_chan=None, causal=False, fb_name="FreeFB", sample_rate=8000,
-            encoder_activation=None)
+ARGS = {"n_src": 2, "n_filters": 16, "kernel_size": 8, "stride": 4, "bn_chan": 8,
+        "hid_chan": 12, "skip_chan": 6, "conv_kernel_size": 3, "n_blocks": 2, "n_repeats": 2,
+        "norm_type": "gLN", "mask_act": "sigmoid", "in_chan": None, "out_chan": None,
+        "causal": False, "fb_name": "FreeFB", "sample_rate": 8000, "encoder_activation": None}
 
 
 def asteroid_state(args, seed=0):
     """A random state_dict with asteroid 0.7's ConvTasNet names and shapes."""
-    knobs = dict(n_src=args["n_src"], n_filters=args["n_filters"],
-                 kernel_size=args["kernel_size"], bn=args["bn_chan"], hidden=args["hid_chan"],
-                 skip=args["skip_chan"], conv_kernel=args["conv_kernel_size"],
-                 n_blocks=args["n_blocks"], n_repeats=args["n_repeats"])
+    knobs = {"n_src": args["n_src"], "n_filters": args["n_filters"],
+             "kernel_size": args["kernel_size"], "bn": args["bn_chan"],
+             "hidden": args["hid_chan"], "skip": args["skip_chan"],
+             "conv_kernel": args["conv_kernel_size"], "n_blocks": args["n_blocks"],
+             "n_repeats": args["n_repeats"]}
     g = torch.Generator().manual_seed(seed)
     state = {}
     for k, shape in asteroid_shapes(knobs).items():

@@ -12,12 +12,11 @@ import threading
 import urllib.request
 
 import pytest
+from test_search_lattice import SPACE, oracle_launcher, random_oracle
 
 from tasnet_sweep.search import driver
 from tasnet_sweep.search.lattice import Lattice
 from tasnet_sweep.search.study import FrontierStudy
-
-from test_search_lattice import SPACE, oracle_launcher, random_oracle
 
 pytestmark = pytest.mark.slow
 STARTUP_S = 120

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import DOUBLES, compose_cfg
 
-from conftest import DOUBLES, compose_cfg
 from tasnet_sweep.model.convtasnet import build_model
 from tasnet_sweep.tiling.deploy import DeviceWaves, execution_order, hef_names, schedule
 from tasnet_sweep.tiling.executors import HailortExecutor, TorchExecutor, export_instances
@@ -78,7 +78,7 @@ def test_schedule_counts_configures_waves_and_switches():
     assert (roomy.waves_first_chunk, roomy.configures_per_chunk, roomy.waves_per_chunk) == \
         (1, 0, 0)  # configured once, kept for every later chunk
     assert tight.switches_per_chunk == roomy.switches_per_chunk == 4
-    shared = schedule(order, {n: "one.hef" for n in order}, limit=1)
+    shared = schedule(order, dict.fromkeys(order, "one.hef"), limit=1)
     assert (shared.hefs, shared.configures_first_chunk, shared.switches_per_chunk) == (1, 1, 0)
     with pytest.raises(ValueError):
         DeviceWaves(0, lambda: None, lambda d, h: None)
@@ -239,7 +239,7 @@ def test_max_hefs_fails_a_plan_that_needs_more_hefs_than_a_device_should_hold(tm
     assert f"tiling.max_hefs={n - 1}" in s["failure_head"]
     within = trial.run(compose_cfg(*common, f"tiling.max_hefs={n}"), tmp_path / "within")
     assert within["summary"]["verdict"] == "pass"
-    from conftest import run_cli
+    from helpers import run_cli
 
     bad = run_cli(["tiling.max_hefs=0"], tmp_path)
     assert bad.returncode == 2 and "tiling.max_hefs=0 is invalid" in bad.stderr

@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 import pytest
-
-from conftest import DOUBLES, REPO
+from helpers import DOUBLES, REPO
 
 
 def _doctor(tmp_path, *args, doubles=True, **env):

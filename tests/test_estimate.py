@@ -7,6 +7,7 @@ from pathlib import Path
 
 import onnx
 import pytest
+from helpers import compose_cfg
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -14,14 +15,16 @@ from tasnet_sweep.compile.base import CompileRequest
 from tasnet_sweep.compile.estimate import EstimateBackend
 from tasnet_sweep.compile.estimate.allocator import allocate, estimate_graph
 from tasnet_sweep.compile.estimate.graph import Graph, Layer, read_onnx
-from tasnet_sweep.compile.estimate.profile import (CONF_HW_DIR, PROFILE_FIELDS, load_profile,
-                                                   profile_from_node)
+from tasnet_sweep.compile.estimate.profile import (
+    CONF_HW_DIR,
+    PROFILE_FIELDS,
+    load_profile,
+    profile_from_node,
+)
 from tasnet_sweep.compile.estimate.resources import graph_costs
 from tasnet_sweep.config import ConfigError, validate
 from tasnet_sweep.export import export_unit
 from tasnet_sweep.model.units import Unit, build_unit
-
-from conftest import compose_cfg
 
 HW8 = load_profile("hailo8")
 

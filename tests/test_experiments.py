@@ -4,13 +4,12 @@ import csv
 import re
 
 import pytest
+from helpers import compose_cfg, run_cli
 
 from tasnet_sweep.experiments.ladder import LadderState, expand_ramp, ladder_rungs, problems
 from tasnet_sweep.report.experiment import write_report
 from tasnet_sweep.report.next_knob import next_knob
 from tasnet_sweep.report.tsv import format_rows, read_rows
-
-from conftest import compose_cfg, run_cli
 
 
 def test_ramp_walks_each_step_on_top_of_the_last_values():

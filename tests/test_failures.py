@@ -5,8 +5,12 @@ import json
 import pytest
 
 from tasnet_sweep.compile.base import FAILURE_FAMILIES, Failure
-from tasnet_sweep.compile.failures import (classify, first_failing_layer, layer_family,
-                                           write_failure_files)
+from tasnet_sweep.compile.failures import (
+    classify,
+    first_failing_layer,
+    layer_family,
+    write_failure_files,
+)
 
 #: every text of the DFC error table in the project's notes on public Hailo sources (public
 #: compile logs, tracebacks in hailo_model_zoo issues and user reports), copied verbatim

@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import REPO, SMALL, compose_cfg
+from helpers import REPO, SMALL, compose_cfg
 
 DOUBLES = Path(__file__).resolve().parent / "doubles"
 WIDTHS = (16, 24)  # two encoder configs per sweep: the first misbehaves, the second is fine

@@ -7,11 +7,10 @@ import csv
 import optuna
 import pytest
 import yaml
+from helpers import REPO, run_cli
 
 from tasnet_sweep.search.lattice import Lattice
 from tasnet_sweep.search.study import open_storage
-
-from conftest import REPO, run_cli
 
 # a 2 x 2 lattice of encoder units (each job exports one Conv2d): the sweep overrides replace
 # the knobs of conf/search/encoder_width.yaml; 128 filters fit 16000 samples, 512 do not.
@@ -71,7 +70,8 @@ def test_frontier_sweep_finds_the_frontier_then_resumes_with_zero_compiles(tmp_p
 
 
 @pytest.mark.parametrize("override, words", [
-    ("search.sampler=bogus", ["search.sampler='bogus'", "frontier, tpe, random, grid"]),
+    pytest.param("search.sampler=bogus", ["search.sampler='bogus'", "frontier, tpe, random, grid"],
+                 marks=pytest.mark.slow),
     pytest.param("model.n_filters=512,128", ["model.n_filters", "not ordered"],
                  marks=pytest.mark.slow),
     ("search.objective=size", ["search.objective='size'", "params, macs"]),

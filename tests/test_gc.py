@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import shutil
 
-from conftest import SMALL, compose_cfg
+from helpers import SMALL, compose_cfg
+
 from tasnet_sweep import gc, trial
 
 

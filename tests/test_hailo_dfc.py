@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import SMALL, compose_cfg, run_cli
 
 from tasnet_sweep.compile.base import CompileRequest
 from tasnet_sweep.compile.hailo_dfc import HailoDfcBackend, model_script
 from tasnet_sweep.config import ConfigError
-
-from conftest import SMALL, compose_cfg, run_cli
 
 DOUBLES = Path(__file__).resolve().parent / "doubles"
 
@@ -115,8 +114,7 @@ def test_two_inputs_are_calibrated_by_the_layer_names_the_parser_reports(units, 
     calls = {c["method"]: c["args"] for c in sdk()}
     assert "get_hn_model" in calls  # the names came from the parsed net
     assert calls["translate_onnx_model"]["start_node_names"] == ["input", "mask"]
-    assert calls["translate_onnx_model"]["net_input_shapes"] == dict(
-        (n, s) for n, s in unit.inputs)
+    assert calls["translate_onnx_model"]["net_input_shapes"] == dict(unit.inputs)
     har = json.loads((work / "quantized.har").read_text())
     assert har["original"] == {"tnet/input_layer1": "mask", "tnet/input_layer2": "input"}
     assert {layer: har["input_max_abs"][layer] for layer in har["original"]} == {
@@ -215,7 +213,8 @@ def test_a_hang_is_killed_with_its_whole_process_group_at_the_timeout(units, sdk
 
 
 @pytest.mark.parametrize("how,stage,exception,oks,words", [
-    ("segv", "optimize", "SIGSEGV", [True, False, None], "died from SIGSEGV during optimize"),
+    pytest.param("segv", "optimize", "SIGSEGV", [True, False, None],
+                 "died from SIGSEGV during optimize", marks=pytest.mark.slow),
     pytest.param("kill", "compile", "SIGKILL", [True, True, False], "out-of-memory",
                  marks=pytest.mark.slow),
     ("exit3", "translate_onnx_model", "exit 3", [False, None, None], "exited with code 3"),

@@ -7,8 +7,7 @@ import subprocess
 import sys
 
 import pytest
-
-from conftest import REPO, SMALL
+from helpers import REPO, SMALL
 
 SECRET = "s3cr3t-pw"
 
@@ -68,9 +67,9 @@ def test_a_password_in_the_environment_is_redacted_everywhere(tmp_path):
 def test_sync_uploads_only_the_run_folders_own_files(tmp_path):
     import json
 
+    from helpers import compose_cfg
     from mlflow.tracking import MlflowClient
 
-    from conftest import compose_cfg
     from tasnet_sweep import trial
     from tasnet_sweep.sync import sync
 

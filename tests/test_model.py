@@ -1,12 +1,11 @@
 import pytest
 import torch
+from helpers import SMALL, compose_cfg
 
 from tasnet_sweep.model.blocks import overlap_add
 from tasnet_sweep.model.convtasnet import build_model, dims_for
 from tasnet_sweep.model.norms import make_norm
 from tasnet_sweep.model.units import count_params
-
-from conftest import SMALL, compose_cfg
 
 
 def test_paper_configuration_has_the_reference_parameter_count():

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import optuna
 import pytest
+from helpers import REPO
 
 from tasnet_sweep.compile.base import STAGES, CompileOutcome, CompileRequest, StageResult
 from tasnet_sweep.compile.cache import CompileCache
 from tasnet_sweep.search.study import open_storage
-
-from conftest import REPO
 
 pytestmark = pytest.mark.slow  # subprocess workers and servers: the CI tier
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from helpers import TINY, compose_cfg
 
-from conftest import compose_cfg
 from tasnet_sweep.quant_estimate import run_quant_estimate
 from tasnet_sweep.runtime.quant import fake_quant
 
-SMALL = ("model.n_filters=16", "model.bn=8", "model.hidden=16", "model.skip=8",
-         "model.n_blocks=2", "model.n_repeats=1", "model.time_len=400", "tiling=blocked",
+SMALL = (*TINY, "model.time_len=400", "tiling=blocked",
          "tiling.tile_width=50", "tiling.channel_block=8", "compiler.calibration.count=4")
 
 

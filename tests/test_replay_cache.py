@@ -3,13 +3,12 @@
 import json
 
 import pytest
+from helpers import SMALL, compose_cfg
 
 from tasnet_sweep import trial
 from tasnet_sweep.compile import base
 from tasnet_sweep.compile.cache import CompileCache
 from tasnet_sweep.config import ConfigError
-
-from conftest import SMALL, compose_cfg
 
 #: the public outcomes table shipped in the package, by the name compiler.replay_tsv takes
 PUBLIC_TSV = "public"

@@ -12,10 +12,23 @@ import numpy as np
 import pytest
 
 from tasnet_sweep.search.lattice import (
-    FAIL, PASS, UNKNOWN, Knowledge, Lattice, certificate, is_monotone, truth_grid)
+    FAIL,
+    PASS,
+    UNKNOWN,
+    Knowledge,
+    Lattice,
+    certificate,
+    is_monotone,
+    truth_grid,
+)
 from tasnet_sweep.search.sampler import (
-    FrontierSampler, knob_groups, monotone_score, prior_distance, run_search,
-    thermometer_features)
+    FrontierSampler,
+    knob_groups,
+    monotone_score,
+    prior_distance,
+    run_search,
+    thermometer_features,
+)
 
 SPACE = {"model.n_blocks": [1, 2, 3, 4, 6, 8], "model.bn": [32, 64, 128],
          "model.hidden": {"low": 64, "high": 320, "step": 64}, "tiling.tile_width": [64, 256]}

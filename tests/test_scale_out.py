@@ -18,11 +18,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-from conftest import REPO
+from helpers import REPO
 
 pytestmark = pytest.mark.slow  # subprocess workers and servers: the CI tier
-from test_tracking_server import Server, _free_port
+from test_tracking_server import Server, _free_port  # noqa: E402
 
 KNOBS = ["model.n_filters=64,128", "model.time_len=4000,8000,16000"]
 

@@ -15,13 +15,12 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import DOUBLES, TINY, compose_cfg
 
-from conftest import DOUBLES, compose_cfg
 from tasnet_sweep.config import ConfigError, validate
 from tasnet_sweep.quant_estimate import run_quant_estimate
 
-SMALL = ("model.n_filters=16", "model.bn=8", "model.hidden=16", "model.skip=8",
-         "model.n_blocks=2", "model.n_repeats=1", "model.time_len=408", "tiling=blocked",
+SMALL = (*TINY, "model.time_len=408", "tiling=blocked",
          "tiling.tile_width=50", "tiling.channel_block=8", "compiler.calibration.count=4")
 DOUBLE_ENV = ("HAILO_DOUBLE_FAIL", "HAILO_DOUBLE_HANG", "HAILO_DOUBLE_CRASH",
               "HAILO_DOUBLE_VERSION", "HAILO_DOUBLE_LOG", "HAILO_DOUBLE_ONLY_NETS")
@@ -221,8 +220,8 @@ def test_an_unquoted_yaml_off_is_named_as_such():
 
 @pytest.mark.slow
 def test_the_double_checks_context_layout_and_state(trial_dir, sdk):
-    from hailo_sdk_client import ClientRunner, InferenceContext
     from hailo_model_optimization.acceleras.utils.acceleras_exceptions import BadInputsShape
+    from hailo_sdk_client import ClientRunner, InferenceContext
 
     key = sorted(p.name for p in (trial_dir / "units").iterdir() if p.is_dir())[0]
     spec = plan_of().units[key]

@@ -12,8 +12,17 @@ import pytest
 from tasnet_sweep.search import driver
 from tasnet_sweep.search.frontier import frontier_markdown, summarize, write_reports
 from tasnet_sweep.search.lattice import (
-    FAIL, PASS, UNKNOWN, Knowledge, Lattice, SearchSpaceError, boundary_masks, certificate,
-    is_monotone, truth_grid)
+    FAIL,
+    PASS,
+    UNKNOWN,
+    Knowledge,
+    Lattice,
+    SearchSpaceError,
+    boundary_masks,
+    certificate,
+    is_monotone,
+    truth_grid,
+)
 from tasnet_sweep.search.sampler import FrontierSampler, run_search
 from tasnet_sweep.search.study import FrontierStudy, open_storage
 

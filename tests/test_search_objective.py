@@ -5,16 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
+from helpers import compose_cfg, run_cli
+from test_search_lattice import SPACE, oracle_launcher, random_oracle
 
 from tasnet_sweep.search import driver
 from tasnet_sweep.search.lattice import PASS, UNKNOWN, Knowledge, Lattice, truth_grid
 from tasnet_sweep.search.sampler import FrontierSampler
-from tasnet_sweep.search.sizes import (
-    SizeError, cached_lattice_sizes, lattice_sizes, trial_size)
+from tasnet_sweep.search.sizes import SizeError, cached_lattice_sizes, lattice_sizes, trial_size
 from tasnet_sweep.search.study import FrontierStudy
-
-from conftest import compose_cfg, run_cli
-from test_search_lattice import SPACE, oracle_launcher, random_oracle
 
 
 @pytest.mark.parametrize("overrides", [

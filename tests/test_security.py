@@ -7,11 +7,10 @@ import ast
 from pathlib import Path
 
 import pytest
+from helpers import REPO, compose_cfg
 
 from tasnet_sweep.config import validate
 from tasnet_sweep.trial import _net_name
-
-from conftest import REPO, compose_cfg
 
 SOURCES = sorted([*(REPO / "tasnet_sweep").rglob("*.py"), *(REPO / "hydra_plugins").rglob("*.py")])
 

@@ -10,15 +10,14 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import REPO, TINY, compose_cfg
 
-from conftest import REPO, compose_cfg
 from tasnet_sweep.model.convtasnet import build_model
 from tasnet_sweep.runtime.audio import read_audio, resample, wav_bytes, write_wav
 from tasnet_sweep.runtime.chunks import chunk_spans
 from tasnet_sweep.separate import run_separate
 
-SMALL = ("model.n_filters=16", "model.bn=8", "model.hidden=16", "model.skip=8",
-         "model.n_blocks=2", "model.n_repeats=1", "model.time_len=1000")
+SMALL = (*TINY, "model.time_len=1000")
 TILED = ("tiling=blocked", "tiling.tile_width=40", "tiling.channel_block=8")
 #: these tests separate with seeded untrained weights, on purpose
 UNTRAINED = "runtime.random_weights=true"

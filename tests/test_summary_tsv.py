@@ -1,7 +1,7 @@
 import multiprocessing as mp
 
-from tasnet_sweep.report.tsv import SUMMARY_COLUMNS, append_row, read_rows, rebuild
 from tasnet_sweep.atomic import write_json
+from tasnet_sweep.report.tsv import SUMMARY_COLUMNS, append_row, read_rows, rebuild
 
 
 def _append_many(path, worker, n):

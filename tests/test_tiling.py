@@ -8,16 +8,16 @@ import time
 import numpy as np
 import pytest
 import torch
+from helpers import compose_cfg
 
-from conftest import compose_cfg
 from tasnet_sweep.compile.base import CompileBackend, CompileOutcome, Failure, StageResult
 from tasnet_sweep.config import validate
 from tasnet_sweep.model.convtasnet import build_model
 from tasnet_sweep.tiling.executors import OrtExecutor, TorchExecutor
+from tasnet_sweep.tiling.host_ops import as_dense
 from tasnet_sweep.tiling.parity import measure_parity, si_snr_db
 from tasnet_sweep.tiling.plan import build_plan
 from tasnet_sweep.tiling.run import run_tiled
-from tasnet_sweep.tiling.host_ops import as_dense
 from tasnet_sweep.tiling.stitch import run_npu_step, run_plan
 from tasnet_sweep.tiling.tiled import Tiled, halo_windows
 from tasnet_sweep.tiling.weights import model_params

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
+from helpers import TINY, compose_cfg
 
-from conftest import compose_cfg
 from tasnet_sweep.model.convtasnet import build_model
-from tasnet_sweep.tiling.executors import (HailortExecutor, OrtExecutor, TorchExecutor,
-                                           export_instances)
+from tasnet_sweep.tiling.executors import (
+    HailortExecutor,
+    OrtExecutor,
+    TorchExecutor,
+    export_instances,
+)
 from tasnet_sweep.tiling.plan import build_plan
 from tasnet_sweep.tiling.stitch import separate
 from tasnet_sweep.tiling.weights import model_params
 
-SMALL = ("model.n_filters=16", "model.bn=8", "model.hidden=16", "model.skip=8",
-         "model.n_blocks=2", "model.n_repeats=1", "model.time_len=203", "tiling=blocked",
+SMALL = (*TINY, "model.time_len=203", "tiling=blocked",
          "tiling.tile_width=6", "tiling.channel_block=8")
 
 

@@ -10,11 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import REPO, SMALL, compose_cfg, run_cli
 
-from conftest import REPO, SMALL, compose_cfg, run_cli
 from tasnet_sweep.config import validate
-from tasnet_sweep.tracking.flatten import (MAX_PARAM_VALUE, chunks, flatten_config,
-                                           trial_metrics)
+from tasnet_sweep.tracking.flatten import MAX_PARAM_VALUE, chunks, flatten_config, trial_metrics
 
 BNS = (16, 24, 32)
 #: log a single run in this process (the CLI hands it to a background sync)

@@ -9,8 +9,7 @@ import sys
 import time
 
 import pytest
-
-from conftest import REPO, compose_cfg, run_cli
+from helpers import REPO, compose_cfg, run_cli
 
 #: a worker: import MLflow, say so, wait for the go file, then open the store and log a run
 WORKER = """
@@ -76,7 +75,7 @@ def test_a_killed_sweep_run_again_replaces_its_trials_instead_of_adding_them(tmp
 KILLED_SWEEP = """
 import os, signal, sys
 sys.path.insert(0, {tests!r})
-from conftest import compose_cfg
+from helpers import compose_cfg
 from tasnet_sweep.tracking.mlflow_store import start_sweep
 link = start_sweep(compose_cfg("hydra.sweep.dir={sweep}", "tracking.tracking_uri={uri}",
                                return_hydra_config=True))

@@ -2,12 +2,11 @@
 
 import json
 
+import pytest
+from helpers import compose_cfg
+
 from tasnet_sweep import trial
 from tasnet_sweep.config import ConfigError
-
-import pytest
-
-from conftest import compose_cfg
 
 TINY_TILED = ["model=hailo_convtasnet", "model.n_filters=32", "model.bn=16", "model.hidden=32",
               "model.skip=16", "model.n_blocks=2", "model.n_repeats=1", "model.time_len=1600",

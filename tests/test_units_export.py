@@ -1,13 +1,11 @@
 import onnx
-import torch
-from torch import nn
 import pytest
+import torch
+from helpers import SMALL, compose_cfg
+from torch import nn
 
 from tasnet_sweep.export import export_unit, onnx_parity
 from tasnet_sweep.model.units import UNIT_NAMES, build_unit
-
-from conftest import SMALL, compose_cfg
-
 
 #: the units whose graph the decoder choice changes; the fast tier exports the others once
 DECODER_UNITS = {"full", "decoder", "decoder_pre", "decoder_head"}

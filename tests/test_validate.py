@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import TINY, compose_cfg
 
-from conftest import compose_cfg
 from tasnet_sweep.config import ConfigError
 from tasnet_sweep.model.convtasnet import build_model
 from tasnet_sweep.runtime.audio import read_audio, write_wav
@@ -19,8 +19,7 @@ from tasnet_sweep.tiling.plan import build_plan
 from tasnet_sweep.tiling.weights import model_params
 from tasnet_sweep.validate import PATH_FILES, run_validate
 
-SMALL = ("model.n_filters=16", "model.bn=8", "model.hidden=16", "model.skip=8",
-         "model.n_blocks=2", "model.n_repeats=1", "model.time_len=400", "tiling=blocked",
+SMALL = (*TINY, "model.time_len=400", "tiling=blocked",
          "tiling.tile_width=20", "tiling.channel_block=8", "model.decoder=conv1x1_head")
 
 
@@ -38,7 +37,7 @@ def hef_dir(tmp_path):
     return out
 
 
-@pytest.mark.parametrize("api", ["infer_model", "vstreams"])
+@pytest.mark.parametrize("api", ["infer_model", pytest.param("vstreams", marks=pytest.mark.slow)])
 def test_separate_on_hailort_double_matches_torch(hailo_platform, hef_dir, tmp_path, api):
     mix = np.random.default_rng(0).standard_normal(900).astype(np.float32) * 0.3
     write_wav(tmp_path / "mix.wav", mix, 8000, "float32")

@@ -94,9 +94,9 @@ def test_a_sweep_group_without_multirun_is_one_line(arg, capsys):
 @pytest.mark.slow
 def test_run_tags_are_unique_within_every_shipped_sweep():
     """A grid over the unit's own knobs, and every experiment's rungs, get one tag per job."""
+    from helpers import compose_cfg
     from omegaconf import OmegaConf
 
-    from conftest import compose_cfg
     from tasnet_sweep.cli import job_override_lists
     from tasnet_sweep.experiments.ladder import ladder_rungs
     from tasnet_sweep.resources import group_options

@@ -20,8 +20,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-
-from conftest import REPO
+from helpers import REPO
 
 pytestmark = pytest.mark.slow
 

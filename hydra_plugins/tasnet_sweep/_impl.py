@@ -180,7 +180,7 @@ class FrontierSweeperImpl:
         best_value = lattice.rank(best) if best is not None else None
         if frontier.best is not None:  # search.objective: the certified largest by it
             best, best_value = frontier.best
-        plain = lambda p: {k: v for k, v in lattice.values(p).items()}  # noqa: E731
+        plain = lambda p: dict(lattice.values(p))  # noqa: E731
         return {
             "name": "frontier",
             "objective": frontier.objective or "lattice rank",

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 STAGES = ("translate", "optimize", "compile")
-EVIDENCE_KINDS = ("real", "estimate", "replay", "inferred")
 FAILURE_FAMILIES = (
     "parse_unsupported_op", "quantization", "calibration_shape", "allocator_infeasible",
     "allocator_timeout", "memory_capacity", "reshape_failed", "unsupported_kernel",
@@ -31,7 +30,7 @@ class StageResult:
     log: str = ""  # the tail of the stage's log
 
     @classmethod
-    def skipped(cls, name: str) -> "StageResult":
+    def skipped(cls, name: str) -> StageResult:
         return cls(name, None)
 
 
@@ -103,7 +102,7 @@ class CompileOutcome:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CompileOutcome":
+    def from_dict(cls, d: dict) -> CompileOutcome:
         failure = d.get("failure")
         if failure is not None:
             failure = Failure(**{k: v for k, v in failure.items() if k != "head"})

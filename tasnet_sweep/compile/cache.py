@@ -24,9 +24,9 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from ..atomic import locked, write_bytes, write_json
 
@@ -207,7 +207,8 @@ def _rename_net(outcome, old: str | None, new: str) -> None:
 
 
 class CompileCache:
-    """Answers a compile request from an earlier identical one, or runs the backend and stores it."""
+    """Answers a compile request from an earlier identical one, or runs the backend and
+    stores it."""
 
     #: families that say more about the machine at the time than about the graph: not cached
     TRANSIENT = frozenset({"crash", "timeout", "missing_sdk"})

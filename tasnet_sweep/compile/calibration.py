@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import CALIBRATION_SOURCES, ConfigError
+
 _WAVE_FORMAT_PCM, _WAVE_FORMAT_FLOAT, _WAVE_FORMAT_EXTENSIBLE = 1, 3, 0xFFFE
 
 

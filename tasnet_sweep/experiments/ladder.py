@@ -4,8 +4,9 @@
 turn: within a step the listed knobs walk their values together (position by position), and
 what earlier steps set stays at its last value, e.g.
 ``[{model.truncate_k_blocks: [1, 2]}, {model.truncate_k_blocks: [null, null], model.n_blocks:
-[4, 8]}, {model.n_repeats: [2]}]`` gives k=1, k=2, X=4, X=8, then (X=8, R=2).  ``stop_on`` ends the ladder at the first rung whose verdict
-is ``pass`` (find the first thing that compiles) or ``fail`` (find where scaling up breaks).
+[4, 8]}, {model.n_repeats: [2]}]`` gives k=1, k=2, X=4, X=8, then (X=8, R=2).  ``stop_on``
+ends the ladder at the first rung whose verdict is ``pass`` (find the first thing that
+compiles) or ``fail`` (find where scaling up breaks).
 """
 
 from __future__ import annotations

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from torch import nn
 
-ACTIVATIONS = ("prelu", "relu")
-MASK_ACTIVATIONS = ("sigmoid", "relu")
 #: what the standalone ``activation`` unit may exercise
 UNIT_ACTIVATIONS = ("sigmoid", "relu", "prelu")
 

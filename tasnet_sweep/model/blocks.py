@@ -27,7 +27,8 @@ class Encoder(nn.Module):
 
 
 class Conv1DBlock(nn.Module):
-    """1x1 expand -> act -> norm -> dilated depthwise -> act -> norm -> 1x1 residual (+ 1x1 skip)."""
+    """1x1 expand -> act -> norm -> dilated depthwise -> act -> norm -> 1x1 residual
+    (+ 1x1 skip)."""
 
     def __init__(self, bn: int, hidden: int, skip: int, kernel: int, dilation: int,
                  norm: str, activation: str):

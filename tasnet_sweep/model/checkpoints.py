@@ -114,7 +114,7 @@ def read_checkpoint(path: str | Path, decoder: str = "convtranspose") -> Checkpo
         if missing:
             raise CheckpointError(f"runtime.checkpoint={str(path)!r} lacks model_args "
                                   f"{', '.join(missing)}")
-        state = {k: v for k, v in obj["state_dict"].items()}
+        state = dict(obj["state_dict"])
         if args.get("decoder", decoder) != decoder:
             state = _convert_decoder(state, args["decoder"], decoder)
         return Checkpoint(FORMAT, {k: args[k] for k in ARCH_KNOBS}, state,
@@ -352,7 +352,7 @@ def build_from_checkpoint(path: str | Path, model_cfg) -> tuple[object, dict, Ch
     """
     from .convtasnet import build_model
 
-    base = {k: model_cfg[k] for k in model_cfg.keys()}
+    base = {k: model_cfg[k] for k in model_cfg}
     ckpt = read_checkpoint(path, base.get("decoder", "convtranspose"))
     if base.get("truncate_k_blocks") is not None:
         raise CheckpointError("model.truncate_k_blocks is set: a checkpoint holds every block, "
@@ -365,7 +365,7 @@ def build_from_checkpoint(path: str | Path, model_cfg) -> tuple[object, dict, Ch
 
 def checkpoint_bytes(model, model_cfg, sample_rate: int | None = None) -> bytes:
     """Our checkpoint of ``model`` (built from ``model_cfg``) as bytes for an atomic write."""
-    args = {k: model_cfg[k] for k in model_cfg.keys()}
+    args = {k: model_cfg[k] for k in model_cfg}
     payload = {"format": FORMAT, "version": 1, "model_args": args, "sample_rate": sample_rate,
                "encoder_activation": "relu" if getattr(model.encoder, "relu", True) else "linear",
                "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}

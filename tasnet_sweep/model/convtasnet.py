@@ -83,6 +83,6 @@ def pad_to(wav: torch.Tensor, length: int) -> torch.Tensor:
 
 def build_model(model_cfg) -> ConvTasNet:
     """Build from a (validated) ``model`` config node or mapping."""
-    kwargs = dict(model_cfg) if not hasattr(model_cfg, "items") else {k: v for k, v in model_cfg.items()}
+    kwargs = dict(model_cfg.items()) if hasattr(model_cfg, "items") else dict(model_cfg)
     kwargs.pop("name", None)
     return ConvTasNet(**kwargs).eval()

@@ -73,9 +73,6 @@ NORMS: dict[str, type[nn.Module]] = {
     "identity": IdentityNorm,
 }
 
-#: norms whose output at time t depends only on the input at time t (safe to tile in time)
-POINTWISE_IN_TIME = frozenset({"cLN", "affine", "identity"})
-
 
 def make_norm(name: str, channels: int) -> nn.Module:
     return NORMS[name](channels)

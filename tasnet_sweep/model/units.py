@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .catalog import UNIT_NAMES, WAVEFORM_UNITS, n_active_blocks  # noqa: F401
 from .activations import make_activation
 from .blocks import DecoderConv1x1Head, conv1x1
+from .catalog import UNIT_NAMES, WAVEFORM_UNITS, n_active_blocks  # noqa: F401
 from .convtasnet import ConvTasNet, build_model, dims_for
 from .norms import make_norm
 

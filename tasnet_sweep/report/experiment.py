@@ -78,8 +78,9 @@ def write_report(sweep_dir: str | Path, summary_name: str, experiment: str,
               ""]
     label_cols = varying_columns(rows, LABEL_CANDIDATES)
     plot_cols = (["unit"] if len({r.get("unit") for r in rows}) > 1 else []) + label_cols
+    evidence = {r.get("evidence", "") for r in rows}
     png = pass_fail_strip(rows, plot_cols, sweep_dir / "report.png",
-                          f"{experiment}: pass/fail ({', '.join(sorted({r.get('evidence', '') for r in rows}))})")
+                          f"{experiment}: pass/fail ({', '.join(sorted(evidence))})")
     lines += ["## Rows", "", "![pass/fail per row](report.png)", "",
               "| # | " + " | ".join(["unit", *label_cols[:6], "HAR", "HEF", "failure", "layer"])
               + " |", "|" + "---|" * (len(label_cols[:6]) + 6)]

@@ -1,4 +1,5 @@
-"""Pictures people would rather look at than read.  matplotlib is imported only here."""
+"""Pictures people would rather look at than read: the sweep report's plots (matplotlib is
+imported inside the functions that draw, as in compare.py and search/frontier.py)."""
 
 from __future__ import annotations
 

@@ -30,8 +30,14 @@ class VStreamsExecutor(_HefExecutor):
         return VDevice(vparams)
 
     def _configure(self, vdevice, hef_path: str):
-        from hailo_platform import (HEF, ConfigureParams, FormatType, HailoStreamInterface,
-                                    InputVStreamParams, OutputVStreamParams)
+        from hailo_platform import (
+            HEF,
+            ConfigureParams,
+            FormatType,
+            HailoStreamInterface,
+            InputVStreamParams,
+            OutputVStreamParams,
+        )
 
         hef = HEF(hef_path)
         params = ConfigureParams.create_from_hef(hef, interface=HailoStreamInterface.PCIe)

@@ -71,9 +71,8 @@ def snr_db(est: np.ndarray, ref: np.ndarray) -> float:
 
 def calibrate_ranges(plan, params, calibration: list[np.ndarray]) -> dict[str, list[float]]:
     """Each instance's largest |input| and |output| over the ``calibration`` waveforms."""
-    from ..tiling.stitch import separate
-
     from ..progress import bar
+    from ..tiling.stitch import separate
 
     rec = RangeRecorder(plan, params)
     with bar(len(calibration), "calibration frames", unit="frame") as shown:

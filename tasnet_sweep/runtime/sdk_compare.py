@@ -6,9 +6,10 @@ restores it there too).  Each of those HARs holds the weights of the unit's FIRS
 the comparison is per unit, not per source: that instance's input, captured from the float chain
 on the evaluation signal and laid out NHWC ``[tiles, 1, W, C]`` (one frame per tile, as the DFC
 takes calibration data), goes through ``SDK_QUANTIZED`` and ``SDK_NATIVE``; the SNR of the
-first against the second is the DFC's figure.  Ours is the SNR of the same instance on the same input through the fake-quant
-executor against the float executor.  ``SDK_NATIVE`` against our float output says whether the
-HAR holds the unit we think it does (same weights, same layout).
+first against the second is the DFC's figure.  Ours is the SNR of the same instance on the
+same input through the fake-quant executor against the float executor.  ``SDK_NATIVE``
+against our float output says whether the HAR holds the unit we think it does (same weights,
+same layout).
 
 Differences to keep in mind when reading the numbers: the DFC calibrated each unit on
 ``compiler.calibration`` data at the unit's input shape (synthetic noise for inner units unless

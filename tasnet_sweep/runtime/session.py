@@ -49,7 +49,7 @@ def load_deployment(cfg) -> Deployment:
         torch.manual_seed(cfg.runtime.seed)
         model = build_model(cfg.model)
         weights = {"source": "random", "seed": int(cfg.runtime.seed)}
-        model_cfg = {k: cfg.model[k] for k in cfg.model.keys()}
+        model_cfg = {k: cfg.model[k] for k in cfg.model}
     plan = build_plan(OmegaConf.create(model_cfg), cfg.tiling)
     return Deployment(model, model_cfg, plan, model_params(model), rate, notes, weights)
 
@@ -91,7 +91,8 @@ def make_executor(cfg, plan, params):
         import hailo_platform  # noqa: F401
     except ImportError:
         raise ConfigError(["runtime=hailort needs HailoRT's hailo_platform, which is not "
-                           "installed: install Hailo's wheel, or use runtime=onnxruntime"]) from None
+                           "installed: install Hailo's wheel, or use runtime=onnxruntime"]
+                          ) from None
     limit = int(cfg.hw.max_configured_networks)
     if r.hailort_api == "vstreams":
         from .hailort_vstreams import VStreamsExecutor

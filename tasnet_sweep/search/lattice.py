@@ -92,7 +92,7 @@ class Lattice:
         self.size = int(np.prod(self.shape))
 
     @classmethod
-    def from_spec(cls, spec: Mapping) -> "Lattice":
+    def from_spec(cls, spec: Mapping) -> Lattice:
         return cls(knobs_from_spec(spec))
 
     def points(self) -> Iterable[tuple[int, ...]]:
@@ -175,9 +175,6 @@ class Knowledge:
     @property
     def complete(self) -> bool:
         return self.unknown == 0
-
-    def unknown_points(self) -> list[tuple[int, ...]]:
-        return [tuple(int(i) for i in p) for p in np.argwhere(self.status == UNKNOWN)]
 
 
 def boundary_masks(status: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

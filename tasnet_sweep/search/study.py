@@ -30,9 +30,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import threading
 import warnings
-import socket
 from pathlib import Path
 
 from .lattice import Knowledge, Lattice
@@ -180,7 +180,8 @@ def _create_study(storage: str, attempts: int = 5, heartbeat: tuple | None = Non
                                        **kwargs)
         except Exception as exc:  # noqa: BLE001 - only database races are retried
             racing = type(exc).__module__.startswith("sqlalchemy") or isinstance(
-                exc, (optuna.exceptions.StorageInternalError, optuna.exceptions.DuplicatedStudyError))
+                exc, (optuna.exceptions.StorageInternalError,
+                      optuna.exceptions.DuplicatedStudyError))
             if not racing or attempt == attempts - 1:
                 raise
             log.info("study storage busy (%s); retrying", type(exc).__name__)

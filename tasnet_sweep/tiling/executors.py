@@ -34,7 +34,7 @@ class Executor(abc.ABC):
     def run(self, inst, x: np.ndarray) -> np.ndarray:
         """All tiles of one instance: [B, cin, H, w_in] -> [B, cout, H, w_out], a tile a row."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a hook: most executors hold nothing to release)
         pass
 
     def __enter__(self):

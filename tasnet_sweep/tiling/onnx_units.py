@@ -32,8 +32,8 @@ def unit_model(spec, weight: np.ndarray, bias: np.ndarray | None, batch: int | N
     if bias is not None:
         inits.append(numpy_helper.from_array(bias.astype(np.float32), "bias"))
         inputs.append("bias")
-    attrs = dict(kernel_shape=[1, spec.kernel], strides=[1, spec.stride],
-                 pads=[0, 0, 0, 0])
+    attrs = {"kernel_shape": [1, spec.kernel], "strides": [1, spec.stride],
+             "pads": [0, 0, 0, 0]}
     if spec.op == "deconv":
         node = helper.make_node("ConvTranspose", inputs, ["output"], **attrs)
     else:

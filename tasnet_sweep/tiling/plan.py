@@ -375,6 +375,6 @@ def build_plan(model_cfg, tiling_cfg) -> Plan:
     """The plan for a validated model config and tiling config (mode none: one tile per layer)."""
     b = _Builder(model_cfg, tiling_cfg)
     b.build()
-    model = {k: model_cfg[k] for k in model_cfg.keys()}
+    model = {k: model_cfg[k] for k in model_cfg}
     return Plan(tiling_cfg.mode, b.tile if tiling_cfg.mode != "none" else None, b.block,
                 list(tiling_cfg.host_ops), model, b.units, b.steps)

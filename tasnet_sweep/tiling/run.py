@@ -27,7 +27,7 @@ def _request(plan, spec, key: str, inst, params, ops, cfg, run_dir: Path, stem: 
     write_bytes(onnx_path, checked_bytes(unit_model(spec, w, b, batch=1, name=key)))
     work_dir = run_dir / "units" / stem
     work_dir.mkdir(parents=True, exist_ok=True)
-    knobs = {**{k: cfg.model[k] for k in cfg.model.keys()},
+    knobs = {**{k: cfg.model[k] for k in cfg.model},
              "unit": f"tiled_{spec.op}", "unit_op": key, "in_chan": spec.cin,
              "out_chan": spec.cout, "latent_width": spec.in_width, "time_len": None,
              "hw_arch": cfg.hw.arch, "tiling": plan.mode, "tile_width": plan.tile_width,

@@ -51,14 +51,14 @@ class Tiled:
         except ValueError:
             return None
 
-    def like(self, blocks: list[np.ndarray]) -> "Tiled":
+    def like(self, blocks: list[np.ndarray]) -> Tiled:
         return Tiled(blocks, self.edges, self.length)
 
     def same_layout(self, other) -> bool:
         return isinstance(other, Tiled) and self.edges == other.edges and \
             self.length == other.length and self.blocks[0].shape == other.blocks[0].shape
 
-    def zero_tail(self) -> "Tiled":
+    def zero_tail(self) -> Tiled:
         """Zero the padding frames in place (they hold no data, so this is always safe)."""
         for b in self.blocks:
             p, c, n, w = b.shape

@@ -22,10 +22,29 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import locked, write_json
-from .flatten import (COMPLETE_TAG, EXPERIMENT_KIND, HOST_TAG, KIND_TAG, MAX_METRICS_PER_BATCH,
-                      MAX_PARAM_VALUE, MAX_PARAMS_PER_BATCH, MAX_TAG_VALUE, MAX_TAGS_PER_BATCH,
-                      PID_TAG, STUDY_TAG, SWEEP_ID_TAG, TRIAL_ID_TAG, TRIAL_KEY_TAG, chunks,
-                      clean_key, flatten_config, redact, standard_tags, trial_metrics, trial_tags)
+from .flatten import (
+    COMPLETE_TAG,
+    EXPERIMENT_KIND,
+    HOST_TAG,
+    KIND_TAG,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAM_VALUE,
+    MAX_PARAMS_PER_BATCH,
+    MAX_TAG_VALUE,
+    MAX_TAGS_PER_BATCH,
+    PID_TAG,
+    STUDY_TAG,
+    SWEEP_ID_TAG,
+    TRIAL_ID_TAG,
+    TRIAL_KEY_TAG,
+    chunks,
+    clean_key,
+    flatten_config,
+    redact,
+    standard_tags,
+    trial_metrics,
+    trial_tags,
+)
 
 log = logging.getLogger("tasnet_sweep.tracking")
 

@@ -75,7 +75,7 @@ class HwProfile:
         d["guessed"] = list(self.guessed)
         return d
 
-    def replace(self, **changes) -> "HwProfile":
+    def replace(self, **changes) -> HwProfile:
         """A checked copy with some fields changed (cheap: no OmegaConf round trip)."""
         unknown = sorted(set(changes) - set(PROFILE_FIELDS))
         if unknown:

@@ -5,9 +5,18 @@ Like HailoRT 4.23's ``hailo_platform/__init__.py`` it re-exports a subset of
 invalid HEFs and the rest must be imported from ``hailo_platform.pyhailort.pyhailort``.
 """
 
-from hailo_platform.pyhailort.pyhailort import (HEF, ConfigureParams, Device, FormatType,  # noqa: F401
-                                                HailoRTException, HailoSchedulingAlgorithm,
-                                                HailoStreamInterface, InferVStreams,
-                                                InputVStreamParams, OutputVStreamParams, VDevice)
+from hailo_platform.pyhailort.pyhailort import (  # noqa: F401
+                                                HEF,
+                                                ConfigureParams,
+                                                Device,
+                                                FormatType,
+                                                HailoRTException,
+                                                HailoSchedulingAlgorithm,
+                                                HailoStreamInterface,
+                                                InferVStreams,
+                                                InputVStreamParams,
+                                                OutputVStreamParams,
+                                                VDevice,
+)
 
 __version__ = "4.23.0"

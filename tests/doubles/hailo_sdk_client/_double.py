@@ -37,10 +37,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hailo_model_optimization.acceleras.utils.acceleras_exceptions import (
+    BadInputsShape,
+    NegativeSlopeExponentNonFixable,
+)
+
 from .exposed_definitions import InferenceContext, States
 from .model_translator import exceptions as translator_exc
-from hailo_model_optimization.acceleras.utils.acceleras_exceptions import (
-    BadInputsShape, NegativeSlopeExponentNonFixable)
 from .sdk_backend import sdk_backend_exceptions as backend_exc
 
 EXCEPTIONS = {cls.__name__: cls for cls in (

@@ -287,7 +287,7 @@ class VDevice:
     def create_infer_model(self, hef_source, name=""):
         return InferModel(self, hef_source)
 
-    def configure(self, hef, configure_params_by_name={}):
+    def configure(self, hef, configure_params_by_name={}):  # noqa: B006 (HailoRT's own signature)
         if not isinstance(hef, HEF):
             raise HailoRTException("configure needs a HEF")
         for p in configure_params_by_name.values():
