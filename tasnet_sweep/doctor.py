@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"{PROG}: error: {' and '.join(missing)} not installed: download the Dataflow "
               "Compiler and HailoRT wheels from Hailo's Developer Zone and pip install them "
-              "(README: Adding Hailo's wheels)", file=sys.stderr)
+              "(docs/backends.md: Adding Hailo's wheels)", file=sys.stderr)
         return 2
     report = Report()
     check_versions(report, args.hw)

@@ -99,8 +99,8 @@ _HINTS = {
     "crash": "the compiler process died: see the log; SIGKILL often means the host ran out of "
              "memory",
     "timeout": "compiler.timeout_s was exceeded: raise it or shrink the unit",
-    "missing_sdk": "install Hailo's Dataflow Compiler wheel (README: Adding Hailo's wheels) or "
-                   "use compiler=estimate",
+    "missing_sdk": "install Hailo's Dataflow Compiler wheel (docs/backends.md: Adding Hailo's "
+                   "wheels) or use compiler=estimate",
     "script_error": "the model script was rejected: check the compiler.* script settings",
     "unknown": "not a known failure text: read the log",
 }

@@ -44,8 +44,8 @@ log = logging.getLogger(__name__)
 
 MISSING_SDK = ("compiler=hailo_dfc needs Hailo's Dataflow Compiler (hailo_sdk_client), which is "
                "not installed: download the DFC wheel from Hailo's Developer Zone and `pip install "
-               "hailo_dataflow_compiler-<version>-py3-none-linux_x86_64.whl` (README: Adding "
-               "Hailo's wheels), or use compiler=estimate, which works without it")
+               "hailo_dataflow_compiler-<version>-py3-none-linux_x86_64.whl` (docs/backends.md: "
+               "Adding Hailo's wheels), or use compiler=estimate, which works without it")
 DFC_LINES = {3: ("hailo8", "hailo8l", "hailo8r"),
              5: ("hailo10h", "hailo15h", "hailo15m", "hailo15l")}
 REQUEST_FILE, STATE_FILE = "dfc_request.json", "dfc_state.json"

@@ -74,7 +74,7 @@ def write_report(sweep_dir: str | Path, summary_name: str, experiment: str,
             lines += ["", f"The ladder ran all {done} of {len(ladder['rungs'])} rungs."]
     knob = next_knob(rows, compiler)
     lines += ["", "## Next knob", "", f"`{knob.override}`: {knob.reason}.",
-              "(The rule is documented in `tasnet_sweep/report/next_knob.py` and the README.)",
+              "(The rule is documented in `tasnet_sweep/report/next_knob.py`.)",
               ""]
     label_cols = varying_columns(rows, LABEL_CANDIDATES)
     plot_cols = (["unit"] if len({r.get("unit") for r in rows}) > 1 else []) + label_cols
