@@ -243,8 +243,9 @@ def build_graphs(specs, net_name: str = "net") -> dict:
 def _compose_all(override_lists):
     from hydra import compose
 
-    from .cli import config_search_path
-    from .config import register_configs, validate
+    from .checks import validate
+    from .config import register_configs
+    from .config_path import config_search_path
 
     register_configs()
     out = []

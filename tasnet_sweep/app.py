@@ -10,8 +10,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from .cli import DISK_ERRORS, EXIT_CONFIG, EXIT_DISK
-from .config import ConfigError, register_configs
+from .config import register_configs
+from .errors import DISK_ERRORS, EXIT_DISK, ConfigError, report_config_errors
 from .resources import CONF_PKG
 
 log = logging.getLogger("tasnet_sweep")
@@ -37,9 +37,7 @@ def hydra_app(cfg) -> dict | None:
     try:
         result = trial.run(cfg, run_dir, summary)
     except ConfigError as exc:
-        for p in exc.problems:
-            print(f"tasnet_sweep: config error: {p}", file=sys.stderr)
-        sys.exit(EXIT_CONFIG)
+        sys.exit(report_config_errors(exc.problems))
     except OSError as exc:
         if exc.errno not in DISK_ERRORS:
             raise

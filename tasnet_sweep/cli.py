@@ -8,17 +8,14 @@ line per problem before any directory exists.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import sys
 from pathlib import Path
 
-from .resources import CONF_DIR, CONF_PKG, group_options  # noqa: F401 (CONF_DIR: re-export)
+from .config_path import config_search_path
+from .errors import DISK_ERRORS, EXIT_CONFIG, EXIT_DISK, report_config_errors  # noqa: F401
+from .resources import CONF_DIR, group_options  # noqa: F401 (CONF_DIR: re-export)
 
-EXIT_CONFIG = 2
-#: a trial that cannot write its files (full or read-only disk): not the config's fault
-EXIT_DISK = 1
-DISK_ERRORS = frozenset({28, 30, 122, 13, 1})  # ENOSPC, EROFS, EDQUOT, EACCES, EPERM
 #: a run folder holds an ONNX file (20 MB for the paper's model), HAR/HEF and reports
 MIN_FREE_BYTES = 64 << 20
 #: hydra flags that only print information; they need no preflight
@@ -26,9 +23,7 @@ _INFO_FLAGS = ("help", "hydra_help", "info", "shell_completion", "cfg", "resolve
 
 
 def _fail(problems: list[str]) -> int:
-    for p in problems:
-        print(f"tasnet_sweep: config error: {p}", file=sys.stderr)
-    return EXIT_CONFIG
+    return report_config_errors(problems)
 
 
 def describe_yaml_error(exc: BaseException) -> str:
@@ -128,31 +123,9 @@ def frontier_without_search(overrides: list[str], cfg) -> list[str]:
             f"{', '.join(group_options('search'))}"]
 
 
-@contextlib.contextmanager
-def config_search_path(config_path: str | None, config_dir: str | None):
-    """Hydra's compose API on the search path the app itself will use: the package's configs
-    (or ``--config-path``) with ``--config-dir`` in front, as Hydra's ``_run_hydra`` builds it."""
-    from hydra._internal.hydra import Hydra
-    from hydra._internal.utils import create_automatic_config_search_path
-    from hydra.core.config_search_path import SearchPathQuery
-    from hydra.core.global_hydra import GlobalHydra
-
-    search_path = create_automatic_config_search_path(None, "tasnet_sweep.app",
-                                                      config_path or CONF_PKG)
-    if config_dir is not None:
-        search_path.prepend(provider="command-line", path=f"file://{Path(config_dir).resolve()}",
-                            anchor=SearchPathQuery(provider="schema"))
-    GlobalHydra.instance().clear()
-    Hydra.create_main_hydra2(task_name="tasnet_sweep", config_search_path=search_path)
-    try:
-        yield
-    finally:
-        GlobalHydra.instance().clear()
-
-
 def sweep_job_problems(config_loader, config, jobs: list[list[str]], label: str) -> list[str]:
     """Every problem in the jobs a sweeper is about to launch (composed as Hydra will)."""
-    from .config import validate
+    from .checks import validate
 
     found: list[str] = []
     for job in jobs:
@@ -172,7 +145,8 @@ def preflight(argv: list[str]) -> list[str]:
     from omegaconf.errors import OmegaConfBaseException
     from yaml import YAMLError
 
-    from .config import register_configs, validate
+    from .checks import validate
+    from .config import register_configs
 
     args = get_args_parser().parse_args(argv)
     if any(getattr(args, flag, None) for flag in _INFO_FLAGS):

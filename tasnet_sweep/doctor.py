@@ -131,10 +131,10 @@ CALLS = {"translate": "runner.translate_onnx_model(onnx, net, start_node_names=,
 
 
 def check_compile(report: Report, hw: str, work: Path) -> Path | None:
-    from .cli import config_search_path
     from .compile.base import CompileRequest
     from .compile.hailo_dfc import HailoDfcBackend
     from .config import register_configs
+    from .config_path import config_search_path
 
     register_configs()
     from hydra import compose

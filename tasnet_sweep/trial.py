@@ -17,7 +17,8 @@ from omegaconf import OmegaConf
 
 from . import __version__
 from .atomic import write_json, write_text
-from .config import ConfigError, validate
+from .checks import validate
+from .config import ConfigError
 from .report.tsv import KNOB_COLUMNS, append_row
 
 log = logging.getLogger(__name__)

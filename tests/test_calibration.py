@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from helpers import compose_cfg
 
+from tasnet_sweep.checks import validate
 from tasnet_sweep.compile.calibration import (
     calibration_identity,
     fit_array,
     load_calibration,
     read_wav,
 )
-from tasnet_sweep.config import ConfigError, validate
+from tasnet_sweep.config import ConfigError
 
 LATENT = [("input", [1, 8, 1, 20])]
 TWO = [("input", [1, 8, 1, 20]), ("mask", [1, 16, 1, 20])]

@@ -11,6 +11,7 @@ from helpers import compose_cfg
 from omegaconf import OmegaConf
 from torch import nn
 
+from tasnet_sweep.checks import validate
 from tasnet_sweep.compile.base import CompileRequest
 from tasnet_sweep.compile.estimate import EstimateBackend
 from tasnet_sweep.compile.estimate.allocator import allocate, estimate_graph
@@ -22,7 +23,7 @@ from tasnet_sweep.compile.estimate.profile import (
     profile_from_node,
 )
 from tasnet_sweep.compile.estimate.resources import graph_costs
-from tasnet_sweep.config import ConfigError, validate
+from tasnet_sweep.config import ConfigError
 from tasnet_sweep.export import export_unit
 from tasnet_sweep.model.units import Unit, build_unit
 

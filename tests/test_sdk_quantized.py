@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from helpers import DOUBLES, TINY, compose_cfg
 
-from tasnet_sweep.config import ConfigError, validate
+from tasnet_sweep.checks import validate
+from tasnet_sweep.config import ConfigError
 from tasnet_sweep.quant_estimate import run_quant_estimate
 
 SMALL = (*TINY, "model.time_len=408", "tiling=blocked",

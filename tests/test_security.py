@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import REPO, compose_cfg
 
-from tasnet_sweep.config import validate
+from tasnet_sweep.checks import validate
 from tasnet_sweep.trial import _net_name
 
 SOURCES = sorted([*(REPO / "tasnet_sweep").rglob("*.py"), *(REPO / "hydra_plugins").rglob("*.py")])

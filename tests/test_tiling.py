@@ -10,8 +10,8 @@ import pytest
 import torch
 from helpers import compose_cfg
 
+from tasnet_sweep.checks import validate
 from tasnet_sweep.compile.base import CompileBackend, CompileOutcome, Failure, StageResult
-from tasnet_sweep.config import validate
 from tasnet_sweep.model.convtasnet import build_model
 from tasnet_sweep.tiling.executors import OrtExecutor, TorchExecutor
 from tasnet_sweep.tiling.host_ops import as_dense

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import REPO, SMALL, compose_cfg, run_cli
 
-from tasnet_sweep.config import validate
+from tasnet_sweep.checks import validate
 from tasnet_sweep.tracking.flatten import MAX_PARAM_VALUE, chunks, flatten_config, trial_metrics
 
 BNS = (16, 24, 32)

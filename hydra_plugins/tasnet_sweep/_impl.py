@@ -13,14 +13,13 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from tasnet_sweep.errors import report_config_errors
+
 log = logging.getLogger(__name__)
-EXIT_CONFIG = 2
 
 
 def _fail(problems: list[str]):
-    for p in problems:
-        print(f"tasnet_sweep: config error: {p}", file=sys.stderr)
-    sys.exit(EXIT_CONFIG)
+    sys.exit(report_config_errors(problems))
 
 
 def _override_text(key: str, value) -> str:

@@ -62,9 +62,9 @@ class LadderSweeper(Sweeper):
         jobs = [[*arguments, *rung] for rung in rungs]
         problems = problems or self._check(jobs)
         if problems:
-            for p in problems:
-                print(f"tasnet_sweep: config error: {p}", file=sys.stderr)
-            sys.exit(2)
+            from tasnet_sweep.errors import report_config_errors
+
+            sys.exit(report_config_errors(problems))
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")

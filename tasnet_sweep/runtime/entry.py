@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import sys
 
+from ..errors import EXIT_CONFIG, ConfigError, report_config_errors
+
 #: Hydra settings for commands whose outputs go to runtime.output_dir only
 QUIET_HYDRA = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=none",
                "hydra/hydra_logging=none"]
@@ -14,7 +16,7 @@ QUIET_HYDRA = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging
 
 def main(prog: str, hydra_fn, argv: list[str] | None = None, about: str = "") -> int:
     """Run a runtime command; ``about`` is the one line its ``--help`` opens with."""
-    from ..cli import EXIT_CONFIG, preflight
+    from ..cli import preflight
 
     argv = sys.argv[1:] if argv is None else argv
     if about and ("--help" in argv or "-h" in argv):
@@ -24,10 +26,8 @@ def main(prog: str, hydra_fn, argv: list[str] | None = None, about: str = "") ->
               file=sys.stderr)
         return EXIT_CONFIG
     problems = preflight(argv)
-    for p in problems:
-        print(f"{prog}: config error: {p}", file=sys.stderr)
     if problems:
-        return EXIT_CONFIG
+        return report_config_errors(problems, prog)
     sys.argv = [sys.argv[0], *argv, *QUIET_HYDRA]
     hydra_fn()
     return 0
@@ -36,16 +36,12 @@ def main(prog: str, hydra_fn, argv: list[str] | None = None, about: str = "") ->
 @contextlib.contextmanager
 def user_errors(prog: str):
     """Bad input (config, audio, checkpoint, missing files) -> one line on stderr, exit 2."""
-    from ..cli import EXIT_CONFIG
-    from ..config import ConfigError
     from .audio import AudioError
 
     try:
         yield
     except ConfigError as exc:
-        for p in exc.problems:
-            print(f"{prog}: error: {p}", file=sys.stderr)
-        sys.exit(EXIT_CONFIG)
+        sys.exit(report_config_errors(exc.problems, prog, "error"))
     except (AudioError, FileNotFoundError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
