@@ -30,7 +30,7 @@ def run_paths(cfg) -> tuple[Path, Path]:
 @hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="config")
 def hydra_app(cfg) -> dict | None:
     from . import tracking, trial
-    from .orphans import end_with_parent
+    from .processes import end_with_parent
 
     end_with_parent()  # a launcher's worker ends with the sweep that started it
     run_dir, summary = run_paths(cfg)

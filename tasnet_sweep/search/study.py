@@ -35,6 +35,7 @@ import threading
 import warnings
 from pathlib import Path
 
+from ..processes import pid_alive
 from .lattice import Knowledge, Lattice
 
 log = logging.getLogger(__name__)
@@ -442,13 +443,7 @@ def _claimant_alive(trial) -> bool:
     host, pid = (trial.system_attrs.get("claim_by") or [None, None])[:2]
     if host != _HOST or not isinstance(pid, int):
         return True  # another machine's worker: only the claim's age can retire it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def job_outcome(result) -> bool | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import locked, write_json
+from ..processes import pid_alive
 from .flatten import (
     COMPLETE_TAG,
     EXPERIMENT_KIND,
@@ -345,16 +346,6 @@ def _owner_tags() -> dict[str, str]:
     return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # somebody else's process
-        return True
-    return True
-
-
 def end_dead_sweeps(client, experiment_id: str) -> list[str]:
     """Parent runs left RUNNING by a sweep process of this host that is gone (killed, or the
     machine rebooted) are ended as KILLED.  A sweep on another host is left to its own host;
@@ -369,7 +360,7 @@ def end_dead_sweeps(client, experiment_id: str) -> list[str]:
     for run in runs:
         tags = run.data.tags
         pid = tags.get(PID_TAG, "")
-        if tags.get(HOST_TAG) == here and pid.isdigit() and not _alive(int(pid)):
+        if tags.get(HOST_TAG) == here and pid.isdigit() and not pid_alive(int(pid)):
             client.set_terminated(run.info.run_id, "KILLED")
             ended.append(run.info.run_id)
     if ended:

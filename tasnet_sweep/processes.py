@@ -1,4 +1,4 @@
-"""A sweep's job processes end with the sweep.
+"""Processes: is one still alive, and a sweep's job processes ending with the sweep.
 
 Hydra's joblib launcher runs jobs in loky worker processes.  Those outlive a sweep killed with
 SIGKILL (and idle on for minutes after a normal end), compiling for a sweep nobody waits for.
@@ -17,6 +17,17 @@ POLL_S = 1.0
 #: the exit status of a job process whose sweep is gone
 EXIT_ORPHANED = 75
 _watching = False
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host with ``pid`` exists (another user's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def end_with_parent() -> bool:
