@@ -48,3 +48,23 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.Comp
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run([sys.executable, "-m", "tasnet_sweep", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def placeholder_hefs(overrides, where: Path):
+    """(model, plan, params, hef dir) for a tiled plan of seeded weights: each instance's ONNX
+    file, and beside it a ``.hef`` placeholder that only the HailoRT test double reads."""
+    import torch
+
+    from tasnet_sweep.model.convtasnet import build_model
+    from tasnet_sweep.tiling.executors import export_instances
+    from tasnet_sweep.tiling.plan import build_plan
+    from tasnet_sweep.tiling.weights import model_params
+
+    cfg = compose_cfg(*overrides)
+    torch.manual_seed(0)
+    model = build_model(cfg.model)
+    plan, params = build_plan(cfg.model, cfg.tiling), model_params(model)
+    hef_dir = export_instances(plan, params, where, batch=1)
+    for onnx_path in hef_dir.glob("*.onnx"):
+        onnx_path.with_suffix(".hef").write_bytes(b"test-double placeholder, not a HEF")
+    return model, plan, params, hef_dir

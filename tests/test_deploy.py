@@ -15,31 +15,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from helpers import DOUBLES, compose_cfg
+from helpers import DOUBLES, TINY, compose_cfg, placeholder_hefs
 
-from tasnet_sweep.model.convtasnet import build_model
 from tasnet_sweep.tiling.deploy import DeviceWaves, execution_order, hef_names, schedule
-from tasnet_sweep.tiling.executors import HailortExecutor, TorchExecutor, export_instances
+from tasnet_sweep.tiling.executors import HailortExecutor, TorchExecutor
 from tasnet_sweep.tiling.plan import build_plan
 from tasnet_sweep.tiling.stitch import separate
-from tasnet_sweep.tiling.weights import model_params
 
-PLAN = ("model.n_filters=16", "model.bn=8", "model.hidden=16", "model.skip=8",
-        "model.n_blocks=2", "model.n_repeats=1", "model.time_len=203", "tiling=blocked",
-        "tiling.tile_width=6", "tiling.channel_block=8", "model.decoder=conv1x1_head")
+PLAN = (*TINY, "model.time_len=203", "tiling=blocked", "tiling.tile_width=6",
+        "tiling.channel_block=8", "model.decoder=conv1x1_head")
 
 
 @pytest.fixture
 def small(tmp_path):
-    cfg = compose_cfg(*PLAN)
-    torch.manual_seed(0)
-    model = build_model(cfg.model)
-    plan, params = build_plan(cfg.model, cfg.tiling), model_params(model)
-    hef_dir = export_instances(plan, params, tmp_path / "hef", batch=1)
-    for onnx_path in hef_dir.glob("*.onnx"):  # placeholders only the test double reads
-        onnx_path.with_suffix(".hef").write_bytes(b"test-double placeholder, not a HEF")
-    return plan, params, hef_dir
+    return placeholder_hefs(PLAN, tmp_path / "hef")[1:]
 
 
 def test_every_instance_with_its_own_weights_needs_its_own_hef(small):

@@ -5,18 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import TINY, compose_cfg
+from helpers import TINY, placeholder_hefs
 
-from tasnet_sweep.model.convtasnet import build_model
 from tasnet_sweep.tiling.executors import (
     HailortExecutor,
     OrtExecutor,
     TorchExecutor,
     export_instances,
 )
-from tasnet_sweep.tiling.plan import build_plan
 from tasnet_sweep.tiling.stitch import separate
-from tasnet_sweep.tiling.weights import model_params
 
 SMALL = (*TINY, "model.time_len=203", "tiling=blocked",
          "tiling.tile_width=6", "tiling.channel_block=8")
@@ -24,14 +21,7 @@ SMALL = (*TINY, "model.time_len=203", "tiling=blocked",
 
 @pytest.fixture
 def small(tmp_path):
-    cfg = compose_cfg(*SMALL, "model.decoder=conv1x1_head")
-    torch.manual_seed(0)
-    model = build_model(cfg.model)
-    plan, params = build_plan(cfg.model, cfg.tiling), model_params(model)
-    hef_dir = export_instances(plan, params, tmp_path / "hef", batch=1)
-    for onnx_path in hef_dir.glob("*.onnx"):  # placeholders only the test double reads
-        onnx_path.with_suffix(".hef").write_bytes(b"test-double placeholder, not a HEF")
-    return model, plan, params, hef_dir
+    return placeholder_hefs((*SMALL, "model.decoder=conv1x1_head"), tmp_path / "hef")
 
 
 def test_hailort_executor_matches_torch_through_the_double(hailo_platform, small):
