@@ -255,6 +255,8 @@ class SearchConfig:
 
 #: what search.objective may rank by (tasnet_sweep.search.sizes counts them)
 SEARCH_OBJECTIVES = ("params", "macs")
+#: ours, then Optuna's (baselines for the benchmark)
+SEARCH_SAMPLERS = ("frontier", "tpe", "random", "grid")
 #: SQLAlchemy dialects Optuna's RDB storage can use (``dialect[+driver]://...``)
 RDB_DIALECTS = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 
@@ -294,8 +296,8 @@ def validate_search(s, problems: list[str]) -> None:
                     if dialect == "postgresql" else "")
             problems.append(f"search.{key}={loc!r} needs a Python driver for {scheme!r} that is "
                             f"not installed{hint}")
-    for key in ("batch_size",):
-        _positive(problems, f"search.{key}", s[key])
+    _positive(problems, "search.batch_size", s.batch_size)
+    _one_of(problems, "search.sampler", s.sampler, SEARCH_SAMPLERS)
     objective = s.get("objective")
     if objective is not None and objective not in SEARCH_OBJECTIVES:
         problems.append(f"search.objective={objective!r} is invalid: expected null or one of "
@@ -364,6 +366,19 @@ def _positive(problems, key, value):
 
 
 _YAML_BOOLEAN_WORDS = ("off", "on", "no", "yes", "false", "true")
+
+
+def allocator_setting_problems(max_utilization, context_switch) -> list[str]:
+    """compiler.max_utilization and compiler.context_switch, as the config and the estimate
+    backend (built from a plain mapping too) both check them."""
+    problems: list[str] = []
+    mu = max_utilization
+    if mu is not None and (isinstance(mu, bool) or not isinstance(mu, (int, float))
+                           or not 0 < mu <= 1):
+        problems.append(f"compiler.max_utilization={mu!r} is invalid: expected null (the "
+                        "DFC default) or a fraction in (0, 1]")
+    _one_of(problems, "compiler.context_switch", context_switch, CONTEXT_SWITCH_MODES)
+    return problems
 
 
 def _one_of(problems, key, value, accepted):
@@ -489,11 +504,7 @@ def validate_compiler(c, problems: list[str]) -> None:
     if not re.fullmatch(r"\d+[smh]?", str(c.allocator_timeout)):
         problems.append(f"compiler.allocator_timeout={c.allocator_timeout!r} is invalid: "
                         "expected a duration like 90s, 30m or 2h")
-    mu = c.max_utilization
-    if mu is not None and not 0 < mu <= 1:
-        problems.append(f"compiler.max_utilization={mu!r} is invalid: expected null (the "
-                        "DFC default) or a fraction in (0, 1]")
-    _one_of(problems, "compiler.context_switch", c.context_switch, CONTEXT_SWITCH_MODES)
+    problems.extend(allocator_setting_problems(c.max_utilization, c.context_switch))
     cal = c.calibration
     _one_of(problems, "compiler.calibration.source", cal.source, CALIBRATION_SOURCES)
     _positive(problems, "compiler.calibration.count", cal.count)

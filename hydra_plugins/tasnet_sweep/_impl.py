@@ -82,7 +82,6 @@ class FrontierSweeperImpl:
         from tasnet_sweep.search import driver
         from tasnet_sweep.search.frontier import summarize, write_reports
         from tasnet_sweep.search.lattice import Lattice, SearchSpaceError
-        from tasnet_sweep.search.sampler import SAMPLERS
         from tasnet_sweep.search.study import FrontierStudy, JournalDamaged
 
         search, knobs, passthrough = self._search_space(arguments)
@@ -90,13 +89,7 @@ class FrontierSweeperImpl:
             lattice = Lattice.from_spec(knobs)
         except SearchSpaceError as exc:
             _fail([str(exc)])
-        if search.sampler not in SAMPLERS:
-            _fail([f"search.sampler={search.sampler!r} is invalid: expected one of "
-                   f"{', '.join(SAMPLERS)}"])
-        for key in ("batch_size", "max_trials"):
-            v = search[key]
-            if v is not None and v < 1:
-                _fail([f"search.{key}={v} is invalid: expected a whole number >= 1"])
+        # sampler, batch_size and max_trials: checked with the rest of the config (checks.py)
         bottom = tuple(0 for _ in lattice.shape)
         top = tuple(n - 1 for n in lattice.shape)
         self._check(self._jobs(lattice, [bottom, top], passthrough))

@@ -42,9 +42,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..config import SEARCH_SAMPLERS
 from .lattice import FAIL, PASS, UNKNOWN, Knowledge, Lattice, boundary_masks
 
-SAMPLERS = ("frontier", "tpe", "random", "grid")
+SAMPLERS = SEARCH_SAMPLERS
 
 
 def count_down(mask: np.ndarray) -> np.ndarray:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...config import CONTEXT_SWITCH_MODES
 from .graph import Graph
 from .profile import HwProfile
 from .resources import LayerCost, graph_costs
 
 RESOURCES = ("control", "compute", "memory")
-CONTEXT_SWITCH_MODES = ("allowed", "enabled", "disabled")
 
 
 @dataclass

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from ...atomic import write_text
-from ...config import ConfigError
+from ...config import ConfigError, allocator_setting_problems
 from ..base import CompileBackend, CompileOutcome, CompileRequest, Failure, StageResult
-from .allocator import CONTEXT_SWITCH_MODES, RESOURCES, Allocation, estimate_graph
+from .allocator import RESOURCES, Allocation, estimate_graph
 from .graph import Graph, ParseError, read_onnx
 from .profile import profile_from_node
 
@@ -47,15 +47,7 @@ class EstimateBackend(CompileBackend):
         self.profile = profile_from_node(hw_cfg if hw_cfg is not None else {})
         self.max_utilization = _get(compiler_cfg, "max_utilization")
         self.context_switch = str(_get(compiler_cfg, "context_switch", "allowed"))
-        problems = []
-        if self.context_switch not in CONTEXT_SWITCH_MODES:
-            problems.append(f"compiler.context_switch={self.context_switch!r} is invalid: "
-                            f"expected one of {', '.join(CONTEXT_SWITCH_MODES)}")
-        mu = self.max_utilization
-        if mu is not None and (isinstance(mu, bool) or not isinstance(mu, (int, float))
-                               or not 0.05 <= mu <= 1.0):
-            problems.append(f"compiler.max_utilization={mu!r} is invalid: expected null or a "
-                            "number from 0.05 to 1.0")
+        problems = allocator_setting_problems(self.max_utilization, self.context_switch)
         if problems:
             raise ConfigError(problems)
 
