@@ -318,10 +318,9 @@ def _artifact(outcome, suffix: str) -> str | None:
 
 def sweep_return(result: dict) -> dict:
     """What a job hands back to a Hydra sweeper (small and picklable)."""
-    s = result["summary"]
-    return {"verdict": s["verdict"], "evidence": s["evidence"], "params": s["params"],
-            "macs": s["macs"], "failure_family": s["failure_family"],
-            "cache_hit": bool(s["cache_hit"]), "run_dir": s["run_dir"]}
+    from .results import job_result
+
+    return job_result(result["summary"])
 
 
 def one_line(result: dict) -> str:

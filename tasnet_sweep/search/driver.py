@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..progress import bar as progress_bar
+from ..results import JOB_RESULT_KEYS
 from .lattice import PASS, UNKNOWN, Knowledge, Lattice
 from .sampler import SAMPLERS, FrontierSampler
 from .study import FrontierStudy, job_outcome, open_storage, storage_location
@@ -231,8 +232,7 @@ def _record_told(state, study, trial, point, result) -> bool | None:
     if passed is None:
         state.errors.append(point)
         return None
-    attrs = {k: result.get(k) for k in ("verdict", "evidence", "params", "macs",
-                                        "failure_family", "cache_hit", "run_dir")}
+    attrs = {k: result.get(k) for k in JOB_RESULT_KEYS}
     study.tell(trial, point, passed, {**attrs, "compiled": True})
     state.knowledge.record(point, passed)
     state.records[point] = dict(result)

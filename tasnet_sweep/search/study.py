@@ -36,6 +36,7 @@ import warnings
 from pathlib import Path
 
 from ..processes import pid_alive
+from ..results import JOB_RESULT_KEYS
 from .lattice import Knowledge, Lattice
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ CONSTRAINT = "compile_fails"
 #: the pre-Optuna-5 list form of the constraints (optuna-dashboard 0.21 reads only this)
 LEGACY_CONSTRAINTS = "constraints"
 #: what the user attrs of a job's result keep
-RESULT_ATTRS = ("verdict", "evidence", "params", "macs", "failure_family", "cache_hit", "run_dir")
+RESULT_ATTRS = JOB_RESULT_KEYS
 DEFAULT_ROOT = Path("outputs/optuna")
 #: failure families that say nothing about the config's size: not monotone evidence
 NOT_EVIDENCE = frozenset({"crash", "timeout", "missing_sdk", "script_error"})
