@@ -90,8 +90,17 @@ def quant_app(cfg) -> None:
         run_quant_estimate(cfg)
 
 
-if __name__ == "__main__":
-    from .runtime.entry import main
+#: the line ``--help`` opens with
+ABOUT = ("SNR per source of an int8 emulation of the plan against float, written to "
+         "runtime.output_dir/quant_estimate.json")
 
-    sys.exit(main(PROG, quant_app, about="SNR per source of an int8 emulation of the plan "
-                  "against float, written to runtime.output_dir/quant_estimate.json"))
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tasnet_sweep.quant_estimate``, or tasnet-sweep-quant-estimate."""
+    from .runtime.entry import main as run_command
+
+    return run_command(PROG, quant_app, argv, about=ABOUT)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -141,8 +141,17 @@ def separate_app(cfg) -> None:
         run_separate(cfg)
 
 
-if __name__ == "__main__":
-    from .runtime.entry import main
+#: the line ``--help`` opens with
+ABOUT = ("a mixture (runtime.input=FILE.wav) through the deployment plan, one .wav per "
+         "source into runtime.output_dir")
 
-    sys.exit(main(PROG, separate_app, about="a mixture (runtime.input=FILE.wav) through the "
-                  "deployment plan, one .wav per source into runtime.output_dir"))
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tasnet_sweep.separate``, or the console script tasnet-sweep-separate."""
+    from .runtime.entry import main as run_command
+
+    return run_command(PROG, separate_app, argv, about=ABOUT)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -136,9 +136,17 @@ def validate_app(cfg) -> None:
         run_validate(cfg)
 
 
-if __name__ == "__main__":
-    from .runtime.entry import main
+#: the line ``--help`` opens with
+ABOUT = ("parity and latency of every unit and of the stitched chain against PyTorch "
+         "(runtime=hailort runtime.hef_dir=DIR on the target)")
 
-    sys.exit(main(PROG, validate_app, about="parity and latency of every unit and of the "
-                  "stitched chain against PyTorch (runtime=hailort runtime.hef_dir=DIR on the "
-                  "target)"))
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tasnet_sweep.validate``, or the console script tasnet-sweep-validate."""
+    from .runtime.entry import main as run_command
+
+    return run_command(PROG, validate_app, argv, about=ABOUT)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -111,3 +111,17 @@ def test_the_config_error_path_imports_nothing_heavy(module):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_every_console_script_names_a_command_of_the_package():
+    import importlib
+
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    commands = {name.removeprefix("tasnet-sweep-").replace("-", "_") for name in scripts} - \
+        {"tasnet_sweep"}
+    assert {"agreement", "calibrate", "separate", "sync", "validate"} <= commands
+    for name, target in scripts.items():
+        module, _, function = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), function)), name

@@ -183,9 +183,12 @@ def test_every_command_answers_help(installed, command):
     if command == "tasnet-sweep":
         out = installed.run(installed.bin / "tasnet-sweep", "--help").stdout
         assert "compiler: estimate, hailo_dfc, replay" in out
-    else:
-        out = installed.module(f"tasnet_sweep.{command}", "--help").stdout
-        assert "usage:" in out or "== Config groups ==" in out or "Configuration groups" in out, out
+    else:  # as a module and as its console script
+        script = installed.bin / f"tasnet-sweep-{command.replace('_', '-')}"
+        for out in (installed.module(f"tasnet_sweep.{command}", "--help").stdout,
+                    installed.run(script, "--help").stdout):
+            assert "usage:" in out or "== Config groups ==" in out or \
+                "Configuration groups" in out, out
 
 
 def test_nothing_was_written_inside_the_installed_package(installed):
