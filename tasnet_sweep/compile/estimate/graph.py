@@ -146,111 +146,154 @@ def _size(dims) -> int:
 
 def read_model(model, net_name: str) -> Graph:
     """The parsed view of an in-memory ONNX model (see the module docstring)."""
-    g = model.graph
-    shapes = _shapes(model)
-    const = {init.name: list(init.dims) for init in g.initializer}
-    graph_outputs = {o.name for o in g.output}
-    consumers: dict[str, int] = {}
-    for node in g.node:
-        for i in node.input:
-            if i:
-                consumers[i] = consumers.get(i, 0) + 1
+    return _Reader(model, net_name).read()
 
-    counters: dict[str, int] = {}
-    layers: list[Layer] = []
-    by_name: dict[str, Layer] = {}
-    producer: dict[str, str] = {}  # data tensor -> layer name
 
-    def add(kind, family, nodes, inputs, in_shapes, out_tensors, **kw) -> Layer:
-        counters[kind] = counters.get(kind, 0) + 1
-        layer = Layer(f"{net_name}/{kind}{counters[kind]}", kind, family, nodes, inputs,
-                      in_shapes, [nhwc(shapes[t]) for t in out_tensors], **kw)
-        layers.append(layer)
-        by_name[layer.name] = layer
+class _Reader:
+    """One pass over an ONNX graph: inputs, then each node through its op's handler (the
+    table below), then outputs; layers are named ``<net>/<kind><n>`` as the DFC names them."""
+
+    def __init__(self, model, net_name: str):
+        self.g = model.graph
+        self.net_name = net_name
+        self.shapes = _shapes(model)
+        self.const = {init.name: list(init.dims) for init in self.g.initializer}
+        self.graph_outputs = {o.name for o in self.g.output}
+        self.consumers: dict[str, int] = {}
+        for node in self.g.node:
+            for i in node.input:
+                if i:
+                    self.consumers[i] = self.consumers.get(i, 0) + 1
+        self.counters: dict[str, int] = {}
+        self.layers: list[Layer] = []
+        self.by_name: dict[str, Layer] = {}
+        self.producer: dict[str, str] = {}  # data tensor -> layer name
+
+    def read(self) -> Graph:
+        for inp in self.g.input:
+            if inp.name in self.const:
+                continue
+            if self.shapes.get(inp.name) is None:
+                raise ParseError("parse_unsupported_op", "ParsingWithRecommendationException",
+                                 f"Parsing failed: input {inp.name} has no static shape")
+            self.add("input_layer", "input", [], [], [], [inp.name])
+        for node in self.g.node:
+            self.node(node)
+        for out in self.g.output:
+            src = self.producer.get(out.name)
+            if src is None:
+                raise ParseError("parse_unsupported_op", "ParsingWithRecommendationException",
+                                 f"Parsing failed: output {out.name} is constant or unconnected")
+            layer = self.add("output_layer", "output", [], [src],
+                             [nhwc(self.shapes[out.name])], [])
+            layer.out_shapes = [nhwc(self.shapes[out.name])]
+        return Graph(self.net_name, self.layers, len(self.g.node))
+
+    def add(self, kind, family, nodes, inputs, in_shapes, out_tensors, **kw) -> Layer:
+        self.counters[kind] = self.counters.get(kind, 0) + 1
+        layer = Layer(f"{self.net_name}/{kind}{self.counters[kind]}", kind, family, nodes,
+                      inputs, in_shapes, [nhwc(self.shapes[t]) for t in out_tensors], **kw)
+        self.layers.append(layer)
+        self.by_name[layer.name] = layer
         for t in out_tensors:
-            producer[t] = layer.name
+            self.producer[t] = layer.name
         return layer
 
-    for inp in g.input:
-        if inp.name in const:
-            continue
-        dims = shapes.get(inp.name)
-        if dims is None:
-            raise ParseError("parse_unsupported_op", "ParsingWithRecommendationException",
-                             f"Parsing failed: input {inp.name} has no static shape")
-        add("input_layer", "input", [], [], [], [inp.name])
-
-    for node in g.node:
-        data_in = [i for i in node.input if i and i not in const]
+    def node(self, node) -> None:
+        data_in = [i for i in node.input if i and i not in self.const]
         outs = [o for o in node.output if o]
         if node.op_type in _STATIC or not data_in:
             for o in outs:  # folded: a constant as far as the parser is concerned
-                const[o] = shapes.get(o, [1])
-            continue
-        missing = [t for t in data_in + outs if t not in shapes]
+                self.const[o] = self.shapes.get(o, [1])
+            return
+        missing = [t for t in data_in + outs if t not in self.shapes]
         if missing:
             raise ParseError("parse_unsupported_op", "ParsingWithRecommendationException",
                              f"Parsing failed: {node.op_type} {node.name} has tensors without a "
                              f"static shape ({', '.join(missing)})", node.name)
-        ins = [producer[t] for t in data_in if t in producer]
-        in_shapes = [nhwc(shapes[t]) for t in data_in]
-        op = node.op_type
-        const_in = [i for i in node.input if i and i in const]
-        weights = sum(_size(const[i]) for i in const_in)
-        if op in ("Conv", "ConvTranspose"):
-            layers_kw = _conv_params(node, shapes, data_in[0])
-            cin = shapes[data_in[0]][1]
-            groups = layers_kw["groups"]
-            if op == "ConvTranspose":
-                if groups > 1:
-                    raise ParseError(
-                        "unsupported_kernel", "UnsupportedModelError",
-                        f"Super deconv is not supported with groups (estimate: {node.name} has "
-                        f"group={groups}; the DFC rejects grouped transposed convolution)",
-                        node.name)
-                kind, family = "deconv", "deconv"
-            elif groups > 1 and groups == cin:
-                kind, family = "dw", "dw"
-            else:
-                kind, family = "conv", "conv"
-            add(kind, family, [node.name], ins, in_shapes, outs, weights=weights, **layers_kw)
-        elif op in ("Gemm", "MatMul"):
-            add("dense", "conv", [node.name], ins, in_shapes, outs, weights=weights)
-        elif op in _ACTIVATIONS:
-            src = producer.get(data_in[0])
-            prev = by_name.get(src) if src else None
-            if (prev is not None and prev.family in CONV_FAMILIES and prev.activation is None
-                    and consumers.get(data_in[0], 0) == 1 and data_in[0] not in graph_outputs):
-                prev.activation = _ACTIVATIONS[op]  # the DFC fuses it into the conv
-                prev.onnx_nodes.append(node.name)
-                prev.weights += weights
-                for o in outs:
-                    producer[o] = prev.name
-            else:
-                add("activation", "activation", [node.name], ins, in_shapes, outs,
-                    weights=weights, activation=_ACTIVATIONS[op])
-        elif op in _ELEMENTWISE:
-            add(_ELEMENTWISE[op], "elementwise", [node.name], ins, in_shapes, outs,
-                weights=weights, const_operand=bool(const_in))
-        elif op in _NORM:
-            add(_NORM[op], "norm", [node.name], ins, in_shapes, outs, weights=weights)
-        elif op in _SHAPE:
-            add(_SHAPE[op], "shape", [node.name], ins, in_shapes, outs)
-        else:
+        handler = _HANDLERS.get(node.op_type)
+        if handler is None:
+            op = node.op_type
             raise ParseError(
                 "parse_unsupported_op", "ParsingWithRecommendationException",
                 f"Parsing failed. The errors found in the graph are: UnsupportedOperationError "
                 f"in op {node.name}: {op} operation is unsupported (estimate: {op} is not in the "
                 "estimate's list of parser-supported ops)", node.name)
+        const_in = [i for i in node.input if i and i in self.const]
+        handler(self, _Node(node, data_in, outs, const_in,
+                            [self.producer[t] for t in data_in if t in self.producer],
+                            [nhwc(self.shapes[t]) for t in data_in],
+                            sum(_size(self.const[i]) for i in const_in)))
 
-    for out in g.output:
-        src = producer.get(out.name)
-        if src is None:
-            raise ParseError("parse_unsupported_op", "ParsingWithRecommendationException",
-                             f"Parsing failed: output {out.name} is constant or unconnected")
-        layer = add("output_layer", "output", [], [src], [nhwc(shapes[out.name])], [])
-        layer.out_shapes = [nhwc(shapes[out.name])]
-    return Graph(net_name, layers, len(g.node))
+    # -- one handler per op family ------------------------------------------------------
+    def conv(self, n: _Node) -> None:
+        params = _conv_params(n.node, self.shapes, n.data_in[0])
+        cin = self.shapes[n.data_in[0]][1]
+        groups = params["groups"]
+        if n.node.op_type == "ConvTranspose":
+            if groups > 1:
+                raise ParseError(
+                    "unsupported_kernel", "UnsupportedModelError",
+                    f"Super deconv is not supported with groups (estimate: {n.node.name} has "
+                    f"group={groups}; the DFC rejects grouped transposed convolution)",
+                    n.node.name)
+            kind = "deconv"
+        elif groups > 1 and groups == cin:
+            kind = "dw"
+        else:
+            kind = "conv"
+        self.add(kind, kind, [n.node.name], n.ins, n.in_shapes, n.outs, weights=n.weights,
+                 **params)
+
+    def dense(self, n: _Node) -> None:
+        self.add("dense", "conv", [n.node.name], n.ins, n.in_shapes, n.outs, weights=n.weights)
+
+    def activation(self, n: _Node) -> None:
+        op, source = n.node.op_type, n.data_in[0]
+        src = self.producer.get(source)
+        prev = self.by_name.get(src) if src else None
+        if (prev is not None and prev.family in CONV_FAMILIES and prev.activation is None
+                and self.consumers.get(source, 0) == 1 and source not in self.graph_outputs):
+            prev.activation = _ACTIVATIONS[op]  # the DFC fuses it into the conv
+            prev.onnx_nodes.append(n.node.name)
+            prev.weights += n.weights
+            for o in n.outs:
+                self.producer[o] = prev.name
+        else:
+            self.add("activation", "activation", [n.node.name], n.ins, n.in_shapes, n.outs,
+                     weights=n.weights, activation=_ACTIVATIONS[op])
+
+    def elementwise(self, n: _Node) -> None:
+        self.add(_ELEMENTWISE[n.node.op_type], "elementwise", [n.node.name], n.ins, n.in_shapes,
+                 n.outs, weights=n.weights, const_operand=bool(n.const_in))
+
+    def norm(self, n: _Node) -> None:
+        self.add(_NORM[n.node.op_type], "norm", [n.node.name], n.ins, n.in_shapes, n.outs,
+                 weights=n.weights)
+
+    def shape(self, n: _Node) -> None:
+        self.add(_SHAPE[n.node.op_type], "shape", [n.node.name], n.ins, n.in_shapes, n.outs)
+
+
+@dataclass
+class _Node:
+    """A node as its handler sees it: data inputs (not constants), outputs, the layers that
+    produce its inputs, their NHWC shapes and the size of its constant operands."""
+    node: object
+    data_in: list
+    outs: list
+    const_in: list
+    ins: list
+    in_shapes: list
+    weights: int
+
+
+_HANDLERS = {"Conv": _Reader.conv, "ConvTranspose": _Reader.conv,
+             "Gemm": _Reader.dense, "MatMul": _Reader.dense,
+             **dict.fromkeys(_ACTIVATIONS, _Reader.activation),
+             **dict.fromkeys(_ELEMENTWISE, _Reader.elementwise),
+             **dict.fromkeys(_NORM, _Reader.norm),
+             **dict.fromkeys(_SHAPE, _Reader.shape)}
 
 
 def _conv_params(node, shapes, data_input: str) -> dict:
