@@ -134,42 +134,58 @@ def _fps(hw: HwProfile, ceiling: float, contexts: list[list[LayerCost]]) -> floa
 
 def allocate(costs: list[LayerCost], hw: HwProfile, max_utilization: float | None = None,
              context_switch: str = "allowed") -> Allocation:
-    """The estimate's verdict for costed layers (see the module docstring)."""
+    """The estimate's verdict for costed layers (see the module docstring): one context if
+    it fits (unless context_switch=enabled), else contexts in order (unless disabled)."""
     if context_switch not in CONTEXT_SWITCH_MODES:
         raise ValueError(f"context_switch={context_switch!r}: expected one of "
                          f"{', '.join(CONTEXT_SWITCH_MODES)}")
-    single = max_utilization or hw.single_context_utilization
-    multi = max_utilization or hw.multi_context_utilization
     totals = {r: hw.total_units(r) for r in RESOURCES}
     placed = [c for c in costs if c.control_units]
     total_macs = sum(c.macs for c in placed)
-
     if context_switch != "enabled":
-        failed = _fail_first(placed, hw, single, "single", totals)
-        if failed:
-            failed.costs, failed.macs = costs, total_macs
-            return failed
-        need = {r: sum(c.units(r) for c in placed) for r in RESOURCES}
-        if all(need[r] <= _budget(hw, single)[r] for r in RESOURCES):
-            return Allocation("pass", "single", 1, single, costs, totals, used=need,
-                              context_of={c.layer.name: 1 for c in placed},
-                              fps=_fps(hw, single, [placed]), macs=total_macs)
-        if context_switch == "disabled":
-            over = ", ".join(f"{r} {need[r]}/{_budget(hw, single)[r]}" for r in RESOURCES
-                             if need[r] > _budget(hw, single)[r])
-            return Allocation("fail", "single", 0, single, costs, totals, used=need,
-                              failure_family="allocator_infeasible",
-                              exception_type="BackendAllocatorException",
-                              message=("Compiler could not find a valid partition to contexts "
-                                       f"(estimate: one context needs {over} units and "
-                                       "context_switch_param(mode=disabled) forbids more)"),
-                              macs=total_macs)
+        single = _single_context(costs, placed, hw, max_utilization or
+                                 hw.single_context_utilization, totals, total_macs,
+                                 fall_back=context_switch != "disabled")
+        if single is not None:
+            return single
+    return _multi_context(costs, placed, hw, max_utilization or hw.multi_context_utilization,
+                          totals, total_macs)
 
-    failed = _fail_first(placed, hw, multi, "multi", totals)
+
+def _single_context(costs, placed, hw, ceiling, totals, total_macs,
+                    fall_back: bool) -> Allocation | None:
+    """Everything in one context, a layer that fits nowhere, or (``fall_back``) None: try
+    several contexts."""
+    failed = _fail_first(placed, hw, ceiling, "single", totals)
     if failed:
         failed.costs, failed.macs = costs, total_macs
         return failed
-    budget = _budget(hw, multi)
+    need = {r: sum(c.units(r) for c in placed) for r in RESOURCES}
+    budget = _budget(hw, ceiling)
+    if all(need[r] <= budget[r] for r in RESOURCES):
+        return Allocation("pass", "single", 1, ceiling, costs, totals, used=need,
+                          context_of={c.layer.name: 1 for c in placed},
+                          fps=_fps(hw, ceiling, [placed]), macs=total_macs)
+    if fall_back:
+        return None
+    over = ", ".join(f"{r} {need[r]}/{budget[r]}" for r in RESOURCES if need[r] > budget[r])
+    return Allocation("fail", "single", 0, ceiling, costs, totals, used=need,
+                      failure_family="allocator_infeasible",
+                      exception_type="BackendAllocatorException",
+                      message=("Compiler could not find a valid partition to contexts "
+                               f"(estimate: one context needs {over} units and "
+                               "context_switch_param(mode=disabled) forbids more)"),
+                      macs=total_macs)
+
+
+def _multi_context(costs, placed, hw, ceiling, totals, total_macs) -> Allocation:
+    """Layers packed into contexts in graph order, a new context when the next one does not
+    fit; the busiest context's use is reported."""
+    failed = _fail_first(placed, hw, ceiling, "multi", totals)
+    if failed:
+        failed.costs, failed.macs = costs, total_macs
+        return failed
+    budget = _budget(hw, ceiling)
     contexts: list[dict[str, int]] = [dict.fromkeys(RESOURCES, 0)]
     members: list[list[LayerCost]] = [[]]
     context_of = {}
@@ -184,8 +200,8 @@ def allocate(costs: list[LayerCost], hw: HwProfile, max_utilization: float | Non
         members[-1].append(c)
         context_of[c.layer.name] = len(contexts)
     busiest = {r: max(ctx[r] for ctx in contexts) for r in RESOURCES}
-    return Allocation("pass", "multi", len(contexts), multi, costs, totals, used=busiest,
-                      context_of=context_of, fps=_fps(hw, multi, members), macs=total_macs)
+    return Allocation("pass", "multi", len(contexts), ceiling, costs, totals, used=busiest,
+                      context_of=context_of, fps=_fps(hw, ceiling, members), macs=total_macs)
 
 
 def estimate_graph(graph: Graph, hw: HwProfile, max_utilization: float | None = None,
