@@ -36,29 +36,19 @@ def describe_yaml_error(exc: BaseException) -> str:
 
 
 def describe_hydra_error(exc: BaseException) -> str:
-    """Hydra/OmegaConf errors as one line: the key, the bad value and what is accepted."""
-    from hydra.errors import MissingConfigException
-    from yaml import YAMLError
+    """Hydra/OmegaConf errors as one line: the key, the bad value and what is accepted.
 
+    The exception's chain (causes and contexts) is read for the most telling error first: a
+    YAML syntax error, a missing config option, an unknown key; else its first two lines."""
     chain = []
     while exc is not None and exc not in chain:
         chain.append(exc)
         exc = exc.__cause__ or exc.__context__
-    for e in chain:
-        if isinstance(e, YAMLError):
-            return describe_yaml_error(e)
-    for e in chain:
-        if isinstance(e, MissingConfigException) and e.missing_cfg_file:
-            group, _, name = e.missing_cfg_file.rpartition("/")
-            options = ", ".join(e.options or [])
-            where = f"{group}={name}" if group else name
-            return f"{where} is not an option" + (f": expected one of {options}" if options else "")
-    for e in chain:
-        obj, key = getattr(e, "object_type", None), getattr(e, "key", None)
-        if key is not None and dataclasses.is_dataclass(obj) and "not in" in str(e):
-            fields = ", ".join(f.name for f in dataclasses.fields(obj))
-            where = getattr(e, "full_key", None) or key
-            return f"{where} is not a known key: expected one of {fields}"
+    for describe in (_as_yaml_error, _as_missing_option, _as_unknown_key):
+        for e in chain:
+            line = describe(e)
+            if line is not None:
+                return line
     lines = []
     for e in chain:
         text = str(e).strip().splitlines()
@@ -68,6 +58,31 @@ def describe_hydra_error(exc: BaseException) -> str:
             continue
         lines.append(first)
     return ": ".join(lines[:2])
+
+
+def _as_yaml_error(e: BaseException) -> str | None:
+    from yaml import YAMLError
+
+    return describe_yaml_error(e) if isinstance(e, YAMLError) else None
+
+
+def _as_missing_option(e: BaseException) -> str | None:
+    from hydra.errors import MissingConfigException
+
+    if not (isinstance(e, MissingConfigException) and e.missing_cfg_file):
+        return None
+    group, _, name = e.missing_cfg_file.rpartition("/")
+    options = ", ".join(e.options or [])
+    where = f"{group}={name}" if group else name
+    return f"{where} is not an option" + (f": expected one of {options}" if options else "")
+
+
+def _as_unknown_key(e: BaseException) -> str | None:
+    obj, key = getattr(e, "object_type", None), getattr(e, "key", None)
+    if key is None or not dataclasses.is_dataclass(obj) or "not in" not in str(e):
+        return None
+    fields = ", ".join(f.name for f in dataclasses.fields(obj))
+    return f"{getattr(e, 'full_key', None) or key} is not a known key: expected one of {fields}"
 
 
 def job_override_lists(overrides: list[str], multirun: bool) -> list[list[str]]:
