@@ -333,6 +333,27 @@ def report_lines(ev: Evaluation, ev_plain: Evaluation | None = None,
     ``ev_plain`` is the same rows evaluated without the hypothesis rule."""
     lines = [f"har_success agreement: {pct(*ev.score('har'))}",
              f"hef_success agreement: {pct(*ev.score('hef'))}"]
+    lines += _hypothesis_lines(ev, ev_plain)
+    lines += _family_lines(ev)
+    dis = ev.disagreements()
+    lines.append(f"disagreements: {len(dis)}" + (" (none)" if not dis else ""))
+    for col, v in dis:
+        truth, pred = getattr(v.row, col), getattr(v, col)
+        lines.append(f"  {v.row.case}\t{col}_success\ttruth={str(truth).lower()}\t"
+                     f"estimate={str(pred).lower()}\treason: {v.reason}")
+    lines += [f"row mapping note: {note}"
+              for note in sorted({v.row.note for v in ev.verdicts if v.row.note})]
+    lines += [f"skipped: {r.case}: {r.note or 'no recorded outcome'}" for r in ev.skipped]
+    if every_row:
+        lines.append("every row (case, truth har/hef, estimate har/hef, reason):")
+        lines += [f"  {v.row.case}\t{_tf(v.row.har)}/{_tf(v.row.hef)}\t{_tf(v.har)}/{_tf(v.hef)}"
+                  f"\t{v.reason}" for v in ev.verdicts]
+    return lines
+
+
+def _hypothesis_lines(ev: Evaluation, ev_plain: Evaluation | None) -> list[str]:
+    """Which verdicts rest on the fitted aux-layer limit, and the score without it."""
+    lines = []
     hyp = [v for v in ev.verdicts if v.hypothesis]
     if hyp:
         agree = sum(v.hef == v.row.hef for v in hyp)
@@ -344,30 +365,18 @@ def report_lines(ev: Evaluation, ev_plain: Evaluation | None = None,
     if ev_plain is not None:
         lines.append("hef_success agreement without the hypothesis (size rule alone): "
                      f"{pct(*ev_plain.score('hef'))}")
+    return lines
+
+
+def _family_lines(ev: Evaluation) -> list[str]:
     alloc_fails = [v for v in ev.verdicts if v.row.hef is False
                    and v.row.exception == "BackendAllocatorException" and v.hef is False]
-    if alloc_fails:
-        same = sum(v.family == "allocator_infeasible" for v in alloc_fails)
-        lines.append(f"failure family: {same}/{len(alloc_fails)} of the recorded "
-                     "BackendAllocatorException failures that the estimate also fails are "
-                     "predicted as allocator_infeasible")
-    dis = ev.disagreements()
-    lines.append(f"disagreements: {len(dis)}" + (" (none)" if not dis else ""))
-    for col, v in dis:
-        truth, pred = getattr(v.row, col), getattr(v, col)
-        lines.append(f"  {v.row.case}\t{col}_success\ttruth={str(truth).lower()}\t"
-                     f"estimate={str(pred).lower()}\treason: {v.reason}")
-    notes = sorted({v.row.note for v in ev.verdicts if v.row.note})
-    for note in notes:
-        lines.append(f"row mapping note: {note}")
-    for r in ev.skipped:
-        lines.append(f"skipped: {r.case}: {r.note or 'no recorded outcome'}")
-    if every_row:
-        lines.append("every row (case, truth har/hef, estimate har/hef, reason):")
-        for v in ev.verdicts:
-            lines.append(f"  {v.row.case}\t{_tf(v.row.har)}/{_tf(v.row.hef)}\t"
-                         f"{_tf(v.har)}/{_tf(v.hef)}\t{v.reason}")
-    return lines
+    if not alloc_fails:
+        return []
+    same = sum(v.family == "allocator_infeasible" for v in alloc_fails)
+    return [f"failure family: {same}/{len(alloc_fails)} of the recorded "
+            "BackendAllocatorException failures that the estimate also fails are "
+            "predicted as allocator_infeasible"]
 
 
 def _tf(value: bool | None) -> str:
