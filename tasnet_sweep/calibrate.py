@@ -22,6 +22,7 @@ from pathlib import Path
 from .agreement import (
     DEFAULT_TSV,
     EXIT_INPUT,
+    Evaluation,
     InputError,
     build_graphs,
     evaluate,
@@ -100,14 +101,28 @@ def main(argv: list[str] | None = None) -> int:
     from omegaconf import OmegaConf
 
     from .atomic import write_text
-    from .compile.estimate.profile import (
-        FITTED_FIELDS,
-        HYPOTHESIS_FIELDS,
-        load_profile,
-        profile_from_node,
-        profile_path,
-    )
+    from .compile.estimate.profile import profile_from_node
 
+    args = _parser().parse_args(argv)
+    out = Path(args.out)
+    try:
+        fit = _fit(args, out)
+    except (InputError, ConfigError) as exc:
+        print(f"calibrate: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    text = _profile_text(args, fit)
+    try:
+        profile_from_node(OmegaConf.create(text))  # what we write must load as a valid profile
+    except ConfigError as exc:  # pragma: no cover - a bug here, not bad input
+        print(f"calibrate: the refitted profile does not validate: {exc}", file=sys.stderr)
+        return 1
+    write_text(out, text)
+    _print_report(args, fit)
+    print(f"wrote {out} (load it with hw={out.stem} when it sits in conf/hw)")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m tasnet_sweep.calibrate",
                                  description="Refit a hw profile's FITTED constants to recorded "
                                              "compile outcomes and write a new profile.")
@@ -117,52 +132,68 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True,
                     help="the profile to write, e.g. conf/hw/hailo8_cal.yaml")
     ap.add_argument("--base", default="hailo8", help="profile to start from (name or yaml path)")
-    args = ap.parse_args(argv)
-    out = Path(args.out)
-    try:
-        if out.suffix not in (".yaml", ".yml"):
-            raise InputError(f"--out {args.out!r} is invalid: expected a .yaml path such as "
-                             "conf/hw/hailo8_cal.yaml")
-        base = load_profile(args.base)
-        base_text = profile_path(args.base).read_text()
-        rows = load_outcomes(args.tsv)
-        real = [r for r in rows if r.evidence == "real"]
-        if not real:
-            kinds = sorted({r.evidence or "unknown" for r in rows})
-            raise InputError(f"--tsv {args.tsv!r} has no real outcome (evidence: "
-                             f"{', '.join(kinds) or 'no rows'}): only real compiles "
-                             "(compiler=hailo_dfc, evidence=real) or the public table can refit "
-                             "the profile; an estimate or replay would only fit itself")
-        rows = [r if r.evidence == "real" or r.spec is None else dataclasses.replace(
-            r, spec=None, note=f"evidence={r.evidence}: only real outcomes are fitted")
-            for r in rows]
-        usable = [r for r in rows if r.spec is not None and r.hef is not None]
-        if not usable:
-            raise InputError(f"--tsv {args.tsv!r} has no row with an observed hef_success that "
-                             "can be rebuilt as a graph")
-        graphs = build_graphs([r.spec for r in usable])
-        before = evaluate(rows, base, graphs)
-        best, after, constrained = search(rows, graphs, base)
-    except (InputError, ConfigError) as exc:
-        print(f"calibrate: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    archs = sorted({r.hw_arch for r in usable if r.hw_arch and r.hw_arch != base.arch})
+    return ap
+
+
+@dataclasses.dataclass
+class _Fit:
+    base: object  # the HwProfile started from
+    base_text: str
+    usable: list
+    before: Evaluation
+    best: object  # the refitted HwProfile
+    after: Evaluation
+    constrained: dict
+
+
+def _fit(args, out: Path) -> _Fit:
+    """Read the outcomes, keep the real ones, refit; InputError names what is wrong."""
+    from .compile.estimate.profile import load_profile, profile_path
+
+    if out.suffix not in (".yaml", ".yml"):
+        raise InputError(f"--out {args.out!r} is invalid: expected a .yaml path such as "
+                         "conf/hw/hailo8_cal.yaml")
+    base = load_profile(args.base)
+    base_text = profile_path(args.base).read_text()
+    rows = load_outcomes(args.tsv)
+    if not any(r.evidence == "real" for r in rows):
+        kinds = sorted({r.evidence or "unknown" for r in rows})
+        raise InputError(f"--tsv {args.tsv!r} has no real outcome (evidence: "
+                         f"{', '.join(kinds) or 'no rows'}): only real compiles "
+                         "(compiler=hailo_dfc, evidence=real) or the public table can refit "
+                         "the profile; an estimate or replay would only fit itself")
+    rows = [r if r.evidence == "real" or r.spec is None else dataclasses.replace(
+        r, spec=None, note=f"evidence={r.evidence}: only real outcomes are fitted")
+        for r in rows]
+    usable = [r for r in rows if r.spec is not None and r.hef is not None]
+    if not usable:
+        raise InputError(f"--tsv {args.tsv!r} has no row with an observed hef_success that "
+                         "can be rebuilt as a graph")
+    graphs = build_graphs([r.spec for r in usable])
+    before = evaluate(rows, base, graphs)
+    best, after, constrained = search(rows, graphs, base)
+    return _Fit(base, base_text, usable, before, best, after, constrained)
+
+
+def _profile_text(args, fit: _Fit) -> str:
+    from .compile.estimate.profile import HYPOTHESIS_FIELDS
+
+    k, n = fit.after.score("hef")
+    provenance = (f"{Path(args.tsv).name}, {n} rows, hef agreement {k}/{n}, base "
+                  f"{fit.base.arch}, {_dt.date.today().isoformat()}")
+    if any(fit.constrained[h] for h in HYPOTHESIS_FIELDS):
+        provenance += "; " + ", ".join(HYPOTHESIS_FIELDS) + " remains a HYPOTHESIS"
+    return profile_yaml(fit.base_text, fit.best.fitted(), fit.constrained, provenance)
+
+
+def _print_report(args, fit: _Fit) -> None:
+    from .compile.estimate.profile import FITTED_FIELDS, HYPOTHESIS_FIELDS
+
+    base, best, before, after = fit.base, fit.best, fit.before, fit.after
+    archs = sorted({r.hw_arch for r in fit.usable if r.hw_arch and r.hw_arch != base.arch})
     if archs:
         print(f"calibrate: warning: rows were recorded on {', '.join(archs)}, the base profile "
               f"is {base.arch}")
-    k, n = after.score("hef")
-    tsv_name = Path(args.tsv).name
-    provenance = (f"{tsv_name}, {n} rows, hef agreement {k}/{n}, base {base.arch}, "
-                  f"{_dt.date.today().isoformat()}")
-    if any(constrained[h] for h in HYPOTHESIS_FIELDS):
-        provenance += "; " + ", ".join(HYPOTHESIS_FIELDS) + " remains a HYPOTHESIS"
-    text = profile_yaml(base_text, best.fitted(), constrained, provenance)
-    try:
-        profile_from_node(OmegaConf.create(text))  # what we write must load as a valid profile
-    except ConfigError as exc:  # pragma: no cover - a bug here, not bad input
-        print(f"calibrate: the refitted profile does not validate: {exc}", file=sys.stderr)
-        return 1
-    write_text(out, text)
     print(f"calibrate: {args.tsv} ({len(after.verdicts)} rows evaluated, "
           f"{len(after.skipped)} skipped), base profile {args.base} (evidence=estimate)")
     print(f"before: hef_success agreement: {pct(*before.score('hef'))}; "
@@ -171,14 +202,12 @@ def main(argv: list[str] | None = None) -> int:
           f"har_success agreement: {pct(*after.score('har'))}")
     for name in FITTED_FIELDS:
         old, new = getattr(base, name), getattr(best, name)
-        status = "FITTED" if constrained[name] else "not constrained by these rows: kept"
-        if name in HYPOTHESIS_FIELDS and constrained[name]:
+        status = "FITTED" if fit.constrained[name] else "not constrained by these rows: kept"
+        if name in HYPOTHESIS_FIELDS and fit.constrained[name]:
             status += " (a HYPOTHESIS)"
         print(f"  {name}: {old} -> {new} ({status})")
     for line in report_lines(after)[2:]:
         print(line)
-    print(f"wrote {out} (load it with hw={out.stem} when it sits in conf/hw)")
-    return 0
 
 
 if __name__ == "__main__":
