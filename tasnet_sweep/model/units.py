@@ -132,14 +132,15 @@ def build_unit(model_cfg, unit_cfg, model: ConvTasNet | None = None) -> Unit:
         return [1, c, 1, w]
 
     wave = [1, 1, 1, m.time_len]
-    skip_c = m.skip
-    masker = model.masker
     name = u.name
     if name in WAVEFORM_UNITS:
         unit = _waveform_unit(name, model, m, wave, n)
         unit.extra["latent_width"] = d.latent_width
         return unit
-    return _latent_unit(name, model, masker, m, u, latent, n, src, skip_c)
+    builder = _LATENT_UNITS.get(name)
+    if builder is None:
+        raise ValueError(f"unknown unit {name!r}")  # unit_problems rejects it first
+    return builder(_Parts(name, model, model.masker, m, u, latent, n, src, m.skip))
 
 
 def _waveform_unit(name, model, m, wave, n) -> Unit:
@@ -157,56 +158,97 @@ def _waveform_unit(name, model, m, wave, n) -> Unit:
     raise ValueError(f"unknown waveform unit {name!r}")
 
 
-def _latent_unit(name, model, masker, m, u, latent, n, src, skip_c) -> Unit:
-    if name in ("masker_only", "tdconvnet"):
-        k = (u.blocks or m.truncate_k_blocks or 1) if name == "tdconvnet" else None
-        kept = n_active_blocks(m) if k is None else k
-        return Unit(name, _Masker(masker, k), [("input", latent(n))], ["output"],
-                    f"masker with {kept} block(s): norm, bottleneck, blocks, mask head",
-                    "norm, conv1x1, conv1d blocks, conv1x1, mask activation",
-                    {"blocks": kept})
-    if name == "masker_bottleneck":
-        return Unit(name, _Sequential(masker.norm, masker.bottleneck), [("input", latent(n))],
-                    ["output"], f"input norm + conv1x1 {n}->{m.bn}", "norm, conv1x1")
-    if name in ("conv1d_block", "masker_tcn_block0"):
-        block = masker.blocks[0 if name == "masker_tcn_block0" else u.block]
-        outs = ["output", "skip"] if block.skip_conv is not None else ["output"]
-        return Unit(name, _Block(block), [("input", latent(m.bn))], outs,
-                    f"conv1d block {m.bn}->{m.hidden}->{m.bn}, depthwise k{block.kernel} "
-                    f"d{block.dilation}, skip {'yes' if len(outs) == 2 else 'no'}",
-                    "conv1x1, act, norm, dw, act, norm, conv1x1")
-    if name == "masker_mask_head":
-        return Unit(name, masker.mask_head, [("input", latent(skip_c))], ["output"],
-                    f"mask head act + conv1x1 {skip_c}->{src * n} + {m.mask_act}",
-                    "act, conv1x1, mask activation")
-    if name == "source_projector":
-        return Unit(name, _source_projector(model, u.source), [("input", latent(skip_c))],
-                    ["output"], f"mask head slice for source {u.source}: conv1x1 {skip_c}->{n}",
-                    "act, conv1x1, mask activation")
-    if name == "decoder_pre":
-        return Unit(name, _MaskApply(model), [("input", latent(n)), ("mask", latent(src * n))],
-                    ["output"], f"mask multiply: {n} encoder channels x {src} masks",
-                    "elementwise mul")
-    if name == "decoder":
-        return Unit(name, _Decoder(model.decoder), [("input", latent(src * n))], ["output"],
-                    f"decoder ({m.decoder}) for {src} sources", m.decoder)
-    if name == "decoder_head":
-        dec = model.decoder
-        mod = dec.head if isinstance(dec, DecoderConv1x1Head) else dec.deconv
-        return Unit(name, mod, [("input", latent(n))], ["output"],
-                    f"decoder for one source ({m.decoder}) {n}->"
-                    f"{m.kernel_size if isinstance(dec, DecoderConv1x1Head) else 1}", m.decoder)
-    if name == "norm":
-        op = u.op or m.norm
-        c = u.channels or m.bn
-        return Unit(name, make_norm(op, c), [("input", latent(c))], ["output"],
-                    f"{op} norm on {c} channels", "norm", {"op": op})
-    if name == "activation":
-        op = u.op or m.mask_act
-        c = u.channels or m.bn
-        return Unit(name, make_activation(op), [("input", latent(c))], ["output"],
-                    f"{op} on {c} channels", "activation", {"op": op})
-    raise ValueError(f"unknown unit {name!r}")  # unit_problems rejects it first
+@dataclass
+class _Parts:
+    """What a latent unit is cut from: the built model and its config, the unit's config,
+    ``latent(c)`` (its NCHW input shape for c channels), N, the sources and skip channels."""
+    name: str
+    model: nn.Module
+    masker: nn.Module
+    m: object
+    u: object
+    latent: object
+    n: int
+    src: int
+    skip_c: int
+
+
+def _masker_unit(p: _Parts) -> Unit:
+    m, u = p.m, p.u
+    k = (u.blocks or m.truncate_k_blocks or 1) if p.name == "tdconvnet" else None
+    kept = n_active_blocks(m) if k is None else k
+    return Unit(p.name, _Masker(p.masker, k), [("input", p.latent(p.n))], ["output"],
+                f"masker with {kept} block(s): norm, bottleneck, blocks, mask head",
+                "norm, conv1x1, conv1d blocks, conv1x1, mask activation", {"blocks": kept})
+
+
+def _bottleneck_unit(p: _Parts) -> Unit:
+    return Unit(p.name, _Sequential(p.masker.norm, p.masker.bottleneck),
+                [("input", p.latent(p.n))], ["output"],
+                f"input norm + conv1x1 {p.n}->{p.m.bn}", "norm, conv1x1")
+
+
+def _block_unit(p: _Parts) -> Unit:
+    m = p.m
+    block = p.masker.blocks[0 if p.name == "masker_tcn_block0" else p.u.block]
+    outs = ["output", "skip"] if block.skip_conv is not None else ["output"]
+    return Unit(p.name, _Block(block), [("input", p.latent(m.bn))], outs,
+                f"conv1d block {m.bn}->{m.hidden}->{m.bn}, depthwise k{block.kernel} "
+                f"d{block.dilation}, skip {'yes' if len(outs) == 2 else 'no'}",
+                "conv1x1, act, norm, dw, act, norm, conv1x1")
+
+
+def _mask_head_unit(p: _Parts) -> Unit:
+    return Unit(p.name, p.masker.mask_head, [("input", p.latent(p.skip_c))], ["output"],
+                f"mask head act + conv1x1 {p.skip_c}->{p.src * p.n} + {p.m.mask_act}",
+                "act, conv1x1, mask activation")
+
+
+def _source_projector_unit(p: _Parts) -> Unit:
+    return Unit(p.name, _source_projector(p.model, p.u.source),
+                [("input", p.latent(p.skip_c))], ["output"],
+                f"mask head slice for source {p.u.source}: conv1x1 {p.skip_c}->{p.n}",
+                "act, conv1x1, mask activation")
+
+
+def _decoder_pre_unit(p: _Parts) -> Unit:
+    return Unit(p.name, _MaskApply(p.model),
+                [("input", p.latent(p.n)), ("mask", p.latent(p.src * p.n))], ["output"],
+                f"mask multiply: {p.n} encoder channels x {p.src} masks", "elementwise mul")
+
+
+def _decoder_unit(p: _Parts) -> Unit:
+    return Unit(p.name, _Decoder(p.model.decoder), [("input", p.latent(p.src * p.n))],
+                ["output"], f"decoder ({p.m.decoder}) for {p.src} sources", p.m.decoder)
+
+
+def _decoder_head_unit(p: _Parts) -> Unit:
+    dec = p.model.decoder
+    head = isinstance(dec, DecoderConv1x1Head)
+    return Unit(p.name, dec.head if head else dec.deconv, [("input", p.latent(p.n))],
+                ["output"], f"decoder for one source ({p.m.decoder}) {p.n}->"
+                f"{p.m.kernel_size if head else 1}", p.m.decoder)
+
+
+def _norm_unit(p: _Parts) -> Unit:
+    op, c = p.u.op or p.m.norm, p.u.channels or p.m.bn
+    return Unit(p.name, make_norm(op, c), [("input", p.latent(c))], ["output"],
+                f"{op} norm on {c} channels", "norm", {"op": op})
+
+
+def _activation_unit(p: _Parts) -> Unit:
+    op, c = p.u.op or p.m.mask_act, p.u.channels or p.m.bn
+    return Unit(p.name, make_activation(op), [("input", p.latent(c))], ["output"],
+                f"{op} on {c} channels", "activation", {"op": op})
+
+
+#: latent unit name -> its builder (waveform units are built by _waveform_unit)
+_LATENT_UNITS = {"masker_only": _masker_unit, "tdconvnet": _masker_unit,
+                 "masker_bottleneck": _bottleneck_unit, "conv1d_block": _block_unit,
+                 "masker_tcn_block0": _block_unit, "masker_mask_head": _mask_head_unit,
+                 "source_projector": _source_projector_unit, "decoder_pre": _decoder_pre_unit,
+                 "decoder": _decoder_unit, "decoder_head": _decoder_head_unit,
+                 "norm": _norm_unit, "activation": _activation_unit}
 
 
 def count_params(module: nn.Module) -> int:
