@@ -180,9 +180,8 @@ def _public_row(r: dict, arch: str) -> OutcomeRow:
 
 
 def _summary_row(r: dict, base: Path) -> OutcomeRow:
-    from .model.units import WAVEFORM_UNITS
-    from .report.tsv import KNOB_COLUMNS
-
+    """A summary.tsv row as an outcome: its ONNX file when it is still there, else the unit
+    rebuilt from its knob columns; estimates are kept as predictions, not outcomes."""
     case = r.get("run_tag") or r.get("run_dir") or "row"
     har, hef = _bool(r.get("har_success")), _bool(r.get("hef_success"))
     evidence = (r.get("evidence") or "").strip()
@@ -190,28 +189,34 @@ def _summary_row(r: dict, base: Path) -> OutcomeRow:
         return OutcomeRow(case, None, None, None, r.get("hw_arch", ""),
                           f"evidence={evidence} is a prediction, not an observed outcome",
                           evidence=evidence)
+    exception = (r.get("exception_type") or "").strip()
     onnx = (r.get("onnx_path") or "").strip()
     if onnx:
         path = Path(onnx) if Path(onnx).is_absolute() else base / onnx
         if path.is_file():
             return OutcomeRow(case, har, hef, Spec("onnx", (str(path),)), r.get("hw_arch", ""),
-                              exception=(r.get("exception_type") or "").strip(),
-                              evidence=evidence or "real")
+                              exception=exception, evidence=evidence or "real")
+    return OutcomeRow(case, har, hef, Spec("unit", _unit_overrides(r)), r.get("hw_arch", ""),
+                      "ONNX file gone: rebuilt from the unit and knob columns",
+                      exception, evidence or "real")
+
+
+def _unit_overrides(r: dict) -> tuple[str, ...]:
+    """The overrides that rebuild a summary row's unit from its knob columns."""
+    from .model.units import WAVEFORM_UNITS
+    from .report.tsv import KNOB_COLUMNS
+
     unit = r["unit"]
     overrides = [f"unit={unit}"]
-    for k in KNOB_COLUMNS:
-        v = (r.get(k) or "").strip()
-        if v:
-            overrides.append(f"model.{k}={v}")
+    overrides += [f"model.{k}={(r.get(k) or '').strip()}" for k in KNOB_COLUMNS
+                  if (r.get(k) or "").strip()]
     if unit not in WAVEFORM_UNITS and r.get("latent_width"):
         overrides.append(f"unit.width={r['latent_width']}")
     if unit in ("norm", "activation"):
         overrides.append(f"unit.channels={r['in_chan']}")
         if (r.get("unit_op") or "").strip():
             overrides.append(f"unit.op={r['unit_op'].strip()}")
-    return OutcomeRow(case, har, hef, Spec("unit", tuple(overrides)), r.get("hw_arch", ""),
-                      "ONNX file gone: rebuilt from the unit and knob columns",
-                      (r.get("exception_type") or "").strip(), evidence or "real")
+    return tuple(overrides)
 
 
 # -- building graphs ------------------------------------------------------------------------
