@@ -37,41 +37,22 @@ def evidence_line(rows: list[dict], replay_source: str | None = None) -> str:
 
 def write_report(sweep_dir: str | Path, summary_name: str, experiment: str,
                  compiler: dict | None = None) -> Path:
+    """``report.md`` and ``report.png`` of an experiment's sweep: HAR and HEF status, where a
+    ladder stopped, the next knob, and every row."""
     sweep_dir = Path(sweep_dir)
     summary = sweep_dir / summary_name
     rows = read_rows(summary)
     compiler = compiler or {}
-    ladder_path = sweep_dir / "ladder.json"
-    ladder = json.loads(ladder_path.read_text()) if ladder_path.exists() else None
     lines = [f"# {experiment}", "",
              evidence_line(rows, compiler.get("replay_tsv") if compiler.get("backend") == "replay"
                            else None), ""]
     if not rows:
         lines += ["No trial finished: the summary is empty.", ""]
         return write_text(sweep_dir / "report.md", "\n".join(lines))
-    har_ok = sum(_ok(r, "har_success") for r in rows)
-    hef_ok = sum(_ok(r, "hef_success") for r in rows)
-    first_fail = next((r for r in rows if not _ok(r, "hef_success")), None)
-    lines += ["## HAR status", "",
-              f"{'PASS' if har_ok == len(rows) else 'FAIL'}: {har_ok}/{len(rows)} parsed. "
-              f"Summary: `{summary}`", "",
-              "## HEF status", ""]
-    if first_fail is None:
-        lines.append(f"PASS: {hef_ok}/{len(rows)} compiled.")
-    else:
-        family = first_fail.get("first_failing_layer_family") or "unknown"
-        lines.append(f"FAIL: {hef_ok}/{len(rows)} compiled. First failing layer family: "
-                     f"**{family}** (unit `{first_fail.get('unit')}`, layer "
-                     f"`{first_fail.get('first_failing_layer') or '?'}`, failure "
-                     f"`{first_fail.get('failure_family') or '?'}`).")
-    if ladder:
-        done = ladder["completed"]
-        if ladder.get("stopped_at") is not None:
-            lines += ["", f"The ladder stopped at rung {ladder['stopped_at'] + 1} of "
-                      f"{len(ladder['rungs'])} (first {ladder['stop_on']}): "
-                      f"`{' '.join(ladder['rungs'][ladder['stopped_at']])}`."]
-        else:
-            lines += ["", f"The ladder ran all {done} of {len(ladder['rungs'])} rungs."]
+    lines += _status_lines(rows, summary)
+    ladder_path = sweep_dir / "ladder.json"
+    if ladder_path.exists():
+        lines += _ladder_lines(json.loads(ladder_path.read_text()))
     knob = next_knob(rows, compiler)
     lines += ["", "## Next knob", "", f"`{knob.override}`: {knob.reason}.",
               "(The rule is documented in `tasnet_sweep/report/next_knob.py`.)",
@@ -81,15 +62,49 @@ def write_report(sweep_dir: str | Path, summary_name: str, experiment: str,
     evidence = {r.get("evidence", "") for r in rows}
     png = pass_fail_strip(rows, plot_cols, sweep_dir / "report.png",
                           f"{experiment}: pass/fail ({', '.join(sorted(evidence))})")
-    lines += ["## Rows", "", "![pass/fail per row](report.png)", "",
-              "| # | " + " | ".join(["unit", *label_cols[:6], "HAR", "HEF", "failure", "layer"])
-              + " |", "|" + "---|" * (len(label_cols[:6]) + 6)]
+    lines += _rows_table(rows, label_cols[:6])
+    assert png.exists()
+    return write_text(sweep_dir / "report.md", "\n".join(lines))
+
+
+def _status_lines(rows: list[dict], summary: Path) -> list[str]:
+    har_ok = sum(_ok(r, "har_success") for r in rows)
+    hef_ok = sum(_ok(r, "hef_success") for r in rows)
+    first_fail = next((r for r in rows if not _ok(r, "hef_success")), None)
+    lines = ["## HAR status", "",
+             f"{'PASS' if har_ok == len(rows) else 'FAIL'}: {har_ok}/{len(rows)} parsed. "
+             f"Summary: `{summary}`", "",
+             "## HEF status", ""]
+    if first_fail is None:
+        lines.append(f"PASS: {hef_ok}/{len(rows)} compiled.")
+    else:
+        family = first_fail.get("first_failing_layer_family") or "unknown"
+        lines.append(f"FAIL: {hef_ok}/{len(rows)} compiled. First failing layer family: "
+                     f"**{family}** (unit `{first_fail.get('unit')}`, layer "
+                     f"`{first_fail.get('first_failing_layer') or '?'}`, failure "
+                     f"`{first_fail.get('failure_family') or '?'}`).")
+    return lines
+
+
+def _ladder_lines(ladder: dict) -> list[str]:
+    if not ladder:
+        return []
+    if ladder.get("stopped_at") is not None:
+        return ["", f"The ladder stopped at rung {ladder['stopped_at'] + 1} of "
+                f"{len(ladder['rungs'])} (first {ladder['stop_on']}): "
+                f"`{' '.join(ladder['rungs'][ladder['stopped_at']])}`."]
+    return ["", f"The ladder ran all {ladder['completed']} of {len(ladder['rungs'])} rungs."]
+
+
+def _rows_table(rows: list[dict], label_cols: list[str]) -> list[str]:
+    lines = ["## Rows", "", "![pass/fail per row](report.png)", "",
+             "| # | " + " | ".join(["unit", *label_cols, "HAR", "HEF", "failure", "layer"])
+             + " |", "|" + "---|" * (len(label_cols) + 6)]
     for i, r in enumerate(rows, 1):
-        cells = [r.get("unit", ""), *[r.get(c, "") for c in label_cols[:6]],
+        cells = [r.get("unit", ""), *[r.get(c, "") for c in label_cols],
                  "pass" if _ok(r, "har_success") else "fail",
                  "pass" if _ok(r, "hef_success") else "fail",
                  r.get("failure_family", ""), r.get("first_failing_layer", "")]
         lines.append(f"| {i} | " + " | ".join(str(c) for c in cells) + " |")
     lines.append("")
-    assert png.exists()
-    return write_text(sweep_dir / "report.md", "\n".join(lines))
+    return lines
