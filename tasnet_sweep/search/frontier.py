@@ -207,8 +207,7 @@ def frontier_png(frontier: Frontier) -> bytes:
     from ..report.plots import png_bytes
 
     lat, k = frontier.lattice, frontier.knowledge
-    status = k.status
-    axes_used = knobs_that_matter(status) or list(range(len(lat.names)))
+    axes_used = knobs_that_matter(k.status) or list(range(len(lat.names)))
     pairs = list(itertools.combinations(axes_used, 2)) or [(axes_used[0], None)]
     cols = min(2, len(pairs))
     rows = -(-len(pairs) // cols)
@@ -216,51 +215,7 @@ def frontier_png(frontier: Frontier) -> bytes:
                                constrained_layout=True)
     image = None
     for ax, (i, j) in zip(panels.flat, pairs):
-        others = [a for a in range(status.ndim) if a not in (i, j)]
-        if j is None:  # one knob matters: a one-level dummy axis stands for y
-            grid = np.expand_dims(np.moveaxis(status, i, 0), 1)
-            y_labels, y_name = ["passes"], ""
-        else:
-            grid = np.moveaxis(status, (i, j), (0, 1))
-            y_labels, y_name = [str(v) for v in lat.knobs[j].values], lat.names[j]
-        flat = grid.reshape(grid.shape[0], grid.shape[1], -1)  # others' combos last, C order
-        share = ((flat == PASS) + 0.5 * (flat == UNKNOWN)).mean(axis=2)
-        image = ax.imshow(share.T, origin="lower", cmap="RdYlGn", vmin=0, vmax=1,
-                          aspect="auto", alpha=0.55)
-        combos = list(itertools.product(*(range(lat.shape[a]) for a in others)))
-        if len(combos) > MAX_STAIRS:
-            combos = [combos[0], combos[-1]]
-        colours = plt.cm.viridis(np.linspace(0, 0.9, max(1, len(combos))))
-        for n, combo in enumerate(combos):
-            column = int(np.ravel_multi_index(combo, [lat.shape[a] for a in others])) \
-                if others else 0
-            top = _staircase(flat[:, :, column])
-            xs = np.arange(len(top))
-            label = ", ".join(f"{lat.names[a]}={lat.knobs[a].values[c]}"
-                              for a, c in zip(others, combo)) or "boundary"
-            if (top < 0).all():
-                label += ": nothing passes"
-            ax.step(xs, np.where(top < 0, np.nan, top), where="mid", color=colours[n], lw=2,
-                    label=label)
-            for x, y in zip(xs, top):
-                if y < 0:
-                    continue
-                point = [0] * status.ndim
-                point[i] = int(x)
-                if j is not None:
-                    point[j] = int(y)
-                for a, c in zip(others, combo):
-                    point[a] = int(c)
-                compiled = tuple(point) in k.observed
-                ax.plot(x, y, "o", ms=7, mec=colours[n], mew=1.5,
-                        mfc=colours[n] if compiled else "white")
-        ax.set_xticks(range(lat.shape[i]), [str(v) for v in lat.knobs[i].values], fontsize=9)
-        ax.set_yticks(range(len(y_labels)), y_labels, fontsize=9)
-        ax.set_xlabel(lat.names[i], fontsize=10)
-        ax.set_ylabel(y_name, fontsize=10)
-        ax.set_ylim(-0.5, len(y_labels) - 0.5)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False,
-                  title="largest passing config, the other knobs at", title_fontsize=7)
+        image = _pair_panel(ax, plt, frontier, i, j)
     for ax in list(panels.flat)[len(pairs):]:
         ax.axis("off")
     if image is not None:
@@ -271,6 +226,64 @@ def frontier_png(frontier: Frontier) -> bytes:
                  f"inferred); {len(k.observed)} compiled, {k.unknown} unknown of {lat.size}",
                  fontsize=10)
     return png_bytes(fig)
+
+
+def _pair_panel(ax, plt, frontier: Frontier, i: int, j: int | None):
+    """One panel: knob i across, knob j up (None: one knob matters); returns its image."""
+    import itertools
+
+    lat, status = frontier.lattice, frontier.knowledge.status
+    others = [a for a in range(status.ndim) if a not in (i, j)]
+    if j is None:  # one knob matters: a one-level dummy axis stands for y
+        grid = np.expand_dims(np.moveaxis(status, i, 0), 1)
+        y_labels, y_name = ["passes"], ""
+    else:
+        grid = np.moveaxis(status, (i, j), (0, 1))
+        y_labels, y_name = [str(v) for v in lat.knobs[j].values], lat.names[j]
+    flat = grid.reshape(grid.shape[0], grid.shape[1], -1)  # others' combos last, C order
+    share = ((flat == PASS) + 0.5 * (flat == UNKNOWN)).mean(axis=2)
+    image = ax.imshow(share.T, origin="lower", cmap="RdYlGn", vmin=0, vmax=1,
+                      aspect="auto", alpha=0.55)
+    combos = list(itertools.product(*(range(lat.shape[a]) for a in others)))
+    if len(combos) > MAX_STAIRS:
+        combos = [combos[0], combos[-1]]
+    colours = plt.cm.viridis(np.linspace(0, 0.9, max(1, len(combos))))
+    for n, combo in enumerate(combos):
+        column = int(np.ravel_multi_index(combo, [lat.shape[a] for a in others])) \
+            if others else 0
+        _staircase_on(ax, frontier, flat[:, :, column], (i, j), others, combo, colours[n])
+    ax.set_xticks(range(lat.shape[i]), [str(v) for v in lat.knobs[i].values], fontsize=9)
+    ax.set_yticks(range(len(y_labels)), y_labels, fontsize=9)
+    ax.set_xlabel(lat.names[i], fontsize=10)
+    ax.set_ylabel(y_name, fontsize=10)
+    ax.set_ylim(-0.5, len(y_labels) - 0.5)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False,
+              title="largest passing config, the other knobs at", title_fontsize=7)
+    return image
+
+
+def _staircase_on(ax, frontier: Frontier, plane, pair, others, combo, colour) -> None:
+    """The staircase of one combination of the other knobs, its points filled where compiled."""
+    lat, k = frontier.lattice, frontier.knowledge
+    i, j = pair
+    top = _staircase(plane)
+    xs = np.arange(len(top))
+    label = ", ".join(f"{lat.names[a]}={lat.knobs[a].values[c]}"
+                      for a, c in zip(others, combo)) or "boundary"
+    if (top < 0).all():
+        label += ": nothing passes"
+    ax.step(xs, np.where(top < 0, np.nan, top), where="mid", color=colour, lw=2, label=label)
+    for x, y in zip(xs, top):
+        if y < 0:
+            continue
+        point = [0] * k.status.ndim
+        point[i] = int(x)
+        if j is not None:
+            point[j] = int(y)
+        for a, c in zip(others, combo):
+            point[a] = int(c)
+        ax.plot(x, y, "o", ms=7, mec=colour, mew=1.5,
+                mfc=colour if tuple(point) in k.observed else "white")
 
 
 def write_reports(frontier: Frontier, out_dir: str | Path, title: str = "Frontier",
