@@ -62,19 +62,29 @@ def _is_pass(row: dict) -> bool:
 def next_knob(rows: list[dict], compiler: dict | None = None) -> NextKnob:
     """One change for the next run, from rows of a summary TSV in run order.
 
-    ``compiler`` holds the sweep's compiler settings (timeouts), which rows do not record."""
-    compiler = compiler or {}
+    ``compiler`` holds the sweep's compiler settings (timeouts), which rows do not record.
+    The rules are tried in the order of the table above."""
     failing = next((r for r in rows if not _is_pass(r)), None)
     if failing is None:
-        last = rows[-1] if rows else {}
-        if last.get("tiling") not in (None, "", "none"):
-            w = _int(last, "tile_width", TILE)
-            return NextKnob(f"tiling.tile_width={w * 2}", "every row compiles: scale up the tile")
-        t = _int(last, "time_len", 16000)
-        return NextKnob(f"model.time_len={t * 2}", "every row compiles: scale up the input")
+        return _scale_up(rows[-1] if rows else {})
     family = failing.get("failure_family") or "unknown"
     layer = failing.get("first_failing_layer_family") or ""
     where = f"{family} in unit {failing.get('unit')}" + (f" ({layer} layer)" if layer else "")
+    return (_model_change(failing, family, layer, where)
+            or _compile_change(failing, family, where, compiler or {})
+            or _halve_width(failing, where))
+
+
+def _scale_up(last: dict) -> NextKnob:
+    if last.get("tiling") not in (None, "", "none"):
+        w = _int(last, "tile_width", TILE)
+        return NextKnob(f"tiling.tile_width={w * 2}", "every row compiles: scale up the tile")
+    t = _int(last, "time_len", 16000)
+    return NextKnob(f"model.time_len={t * 2}", "every row compiles: scale up the input")
+
+
+def _model_change(failing: dict, family: str, layer: str, where: str) -> NextKnob | None:
+    """The rows of the table that change the model (or the backend, without the SDK)."""
     if family == "missing_sdk":
         return NextKnob("compiler=estimate", f"{where}: the Dataflow Compiler is not installed")
     if family == "unsupported_kernel" or layer == "deconv":
@@ -86,9 +96,8 @@ def next_knob(rows: list[dict], compiler: dict | None = None) -> NextKnob:
     if family == "parse_unsupported_op" and layer == "activation":
         return NextKnob("model.activation=relu", f"{where}: the parser rejects the activation")
     if family == "quantization":
-        norm = failing.get("norm")
-        nxt = {"gLN": "model.norm=cLN", "cLN": "model.norm=affine"}.get(norm,
-                                                                          "model.activation=relu")
+        nxt = {"gLN": "model.norm=cLN", "cLN": "model.norm=affine"}.get(
+            failing.get("norm"), "model.activation=relu")
         return NextKnob(nxt, f"{where}: quantization failed; step to a simpler norm/activation")
     if family == "calibration_shape":
         return NextKnob("compiler.calibration.input_length_policy=pad",
@@ -96,6 +105,11 @@ def next_knob(rows: list[dict], compiler: dict | None = None) -> NextKnob:
     if family == "reshape_failed" and failing.get("skip_topology") == "sum":
         return NextKnob("model.skip_topology=project",
                         f"{where}: the skip-sum branch needs a reshape the allocator cannot add")
+    return None
+
+
+def _compile_change(failing: dict, family: str, where: str, compiler: dict) -> NextKnob | None:
+    """The rows of the table about resources, time and the deployment."""
     if family in ("allocator_infeasible", "memory_capacity", "reshape_failed"):
         return _shrink(failing, where)
     if family == "allocator_timeout":
@@ -110,7 +124,7 @@ def next_knob(rows: list[dict], compiler: dict | None = None) -> NextKnob:
     if family in ("timeout", "crash"):
         t = int(float(compiler.get("timeout_s") or 3600))
         return NextKnob(f"compiler.timeout_s={t * 2}", f"{where}: the compile did not finish")
-    return _halve_width(failing, where)
+    return None
 
 
 def _shrink(row: dict, where: str) -> NextKnob:
