@@ -204,15 +204,20 @@ def _fresh(cfg, backend, hw, run_dir: Path):
 
 def _tiled(cfg, backend, hw, run_dir: Path):
     """Plan the model into small units, compile each distinct one, check the stitched output."""
-    from .compile.base import STAGES, CompileOutcome, StageResult
     from .compile.cache import CachedBackend, CompileCache
-    from .model.convtasnet import build_model, dims_for
-    from .model.units import count_params
     from .tiling.run import run_tiled
 
     if cfg.compiler.cache:
         backend = CachedBackend(backend, CompileCache(cfg.compiler.cache_dir), hw)
     plan = run_tiled(cfg, run_dir, backend)
+    return _tiled_record(cfg, plan, run_dir), _tiled_outcome(backend, plan)
+
+
+def _tiled_outcome(backend, plan: dict):
+    """One outcome for the whole plan: a stage passes when every distinct unit passes it; the
+    first failing unit's failure, named, is the plan's."""
+    from .compile.base import STAGES, CompileOutcome, StageResult
+
     units = plan["units"]
     outcomes = [CompileOutcome.from_dict(u["compile"]) for u in units]
     first_bad = next((o for o in outcomes if o.failure is not None), None)
@@ -232,20 +237,27 @@ def _tiled(cfg, backend, hw, run_dir: Path):
                **{k: v for k, v in plan["host_share"].items() if isinstance(v, (int, float))},
                "est_contexts": max((o.metrics.get("est_contexts") or 0 for o in outcomes),
                                    default=None)}
-    outcome = CompileOutcome(backend.name, backend.evidence, stages, failure, metrics,
-                             tool_version=outcomes[0].tool_version if outcomes else "",
-                             cache_hit=bool(outcomes) and all(o.cache_hit for o in outcomes))
-    model = build_model(cfg.model)
-    d = dims_for(cfg.model.kernel_size, cfg.model.stride, cfg.model.time_len)
-    record = {
+    return CompileOutcome(backend.name, backend.evidence, stages, failure, metrics,
+                          tool_version=outcomes[0].tool_version if outcomes else "",
+                          cache_hit=bool(outcomes) and all(o.cache_hit for o in outcomes))
+
+
+def _tiled_record(cfg, plan: dict, run_dir: Path) -> dict:
+    """The trial record of a tiled plan: the whole model's sizes, the stitched parity, the
+    plan without its units' compile outcomes (those are in the outcome)."""
+    from .model.convtasnet import build_model, dims_for
+    from .model.units import count_params
+
+    m = cfg.model
+    d = dims_for(m.kernel_size, m.stride, m.time_len)
+    return {
         "unit": {"name": "full", "description": f"tiled plan ({plan['mode']}): "
                  f"{plan['n_units']} distinct units, {plan['n_instances']} instances",
-                 "layers": "see plan.txt", "inputs": [{"name": "input",
-                                                      "shape_nchw": [1, 1, 1, cfg.model.time_len]}],
-                 "outputs": ["output"], "output_shape_nchw": [1, cfg.model.n_src, 1,
-                                                              cfg.model.time_len],
+                 "layers": "see plan.txt",
+                 "inputs": [{"name": "input", "shape_nchw": [1, 1, 1, m.time_len]}],
+                 "outputs": ["output"], "output_shape_nchw": [1, m.n_src, 1, m.time_len],
                  "latent_width": d.latent_width},
-        "params": count_params(model),
+        "params": count_params(build_model(m)),
         "macs": plan["host_share"]["per_second_of_audio"].get("untiled_macs"),
         "export": {"onnx_path": str(run_dir / "units"),
                    "parity_max_abs": plan["parity_max_abs"],
@@ -253,10 +265,10 @@ def _tiled(cfg, backend, hw, run_dir: Path):
                    "parity_executor": plan["parity_executor"]},
         "onnx_name": "units",
         "tiling": {k: v for k, v in plan.items() if k not in ("units", "deploy")}
-                  | {"units": [{k: v for k, v in u.items() if k != "compile"} for u in units]},
+                  | {"units": [{k: v for k, v in u.items() if k != "compile"}
+                               for u in plan["units"]]},
         "deploy": plan["deploy"],
     }
-    return record, outcome
 
 
 def _check_calibration(cfg, backend, unit) -> dict:
