@@ -22,6 +22,7 @@ import numpy as np
 
 from .config import register_configs
 from .resources import CONF_PKG
+from .runtime.entry import command, user_errors
 
 PROG = "tasnet_sweep.quant_estimate"
 register_configs()
@@ -84,22 +85,14 @@ def sdk_line(sdk: dict) -> str:
 
 @hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="config")
 def quant_app(cfg) -> None:
-    from .runtime.entry import user_errors
-
     with user_errors(PROG):
         run_quant_estimate(cfg)
 
 
-#: the line ``--help`` opens with
 ABOUT = ("SNR per source of an int8 emulation of the plan against float, written to "
          "runtime.output_dir/quant_estimate.json")
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m tasnet_sweep.quant_estimate``, or tasnet-sweep-quant-estimate."""
-    from .runtime.entry import main as run_command
-
-    return run_command(PROG, quant_app, argv, about=ABOUT)
+main = command(PROG, quant_app, ABOUT)
 
 
 if __name__ == "__main__":

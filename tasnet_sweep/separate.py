@@ -17,6 +17,7 @@ import hydra
 
 from .config import ConfigError, register_configs
 from .resources import CONF_PKG
+from .runtime.entry import command, user_errors
 
 PROG = "tasnet_sweep.separate"
 register_configs()
@@ -135,22 +136,14 @@ def run_separate(cfg) -> dict:
 
 @hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="config")
 def separate_app(cfg) -> None:
-    from .runtime.entry import user_errors
-
     with user_errors(PROG):
         run_separate(cfg)
 
 
-#: the line ``--help`` opens with
 ABOUT = ("a mixture (runtime.input=FILE.wav) through the deployment plan, one .wav per "
          "source into runtime.output_dir")
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m tasnet_sweep.separate``, or the console script tasnet-sweep-separate."""
-    from .runtime.entry import main as run_command
-
-    return run_command(PROG, separate_app, argv, about=ABOUT)
+main = command(PROG, separate_app, ABOUT)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import numpy as np
 
 from .config import register_configs
 from .resources import CONF_PKG
+from .runtime.entry import command, user_errors
 
 PROG = "tasnet_sweep.validate"
 register_configs()
@@ -130,22 +131,14 @@ def run_validate(cfg) -> dict:
 
 @hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="config")
 def validate_app(cfg) -> None:
-    from .runtime.entry import user_errors
-
     with user_errors(PROG):
         run_validate(cfg)
 
 
-#: the line ``--help`` opens with
 ABOUT = ("parity and latency of every unit and of the stitched chain against PyTorch "
          "(runtime=hailort runtime.hef_dir=DIR on the target)")
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m tasnet_sweep.validate``, or the console script tasnet-sweep-validate."""
-    from .runtime.entry import main as run_command
-
-    return run_command(PROG, validate_app, argv, about=ABOUT)
+main = command(PROG, validate_app, ABOUT)
 
 
 if __name__ == "__main__":

@@ -76,7 +76,19 @@ def tsv_path(value) -> Path:
 
 
 def check_tsv(path) -> Path:
-    """The replay TSV's path if it exists and has outcome columns; else a ConfigError."""
+    """The replay TSV's path if it exists and every row reads; else a ConfigError."""
+    path, _ = _checked_rows(path)
+    return path
+
+
+def load_rows(path: str | Path) -> list[dict]:
+    return [_normalise(r) for r in _checked_rows(path)[1]]
+
+
+def _checked_rows(path) -> tuple[Path, list[dict]]:
+    """(path, rows) of the replay TSV, read once and strictly; else a ConfigError."""
+    from ..outcome_table import TableError, read_table
+
     if not path:
         raise ConfigError(["compiler.replay_tsv is not set: expected the path of a TSV of "
                            "recorded outcomes, e.g. compiler.replay_tsv=outputs/.../summary.tsv, "
@@ -91,21 +103,10 @@ def check_tsv(path) -> Path:
     if "hef_success" not in header.rstrip("\n").split("\t"):
         raise ConfigError([f"compiler.replay_tsv={str(path)!r} has no hef_success column: "
                            "expected a summary.tsv or the public outcomes table"])
-    _read(path)  # every row, before any run folder exists
-    return path
-
-
-def _read(path: Path) -> list[dict]:
-    from ..outcome_table import TableError, read_table
-
     try:
-        return read_table(path)[0]
+        return path, read_table(path)[0]
     except TableError as exc:
         raise ConfigError([f"compiler.replay_tsv: {exc}"]) from None
-
-
-def load_rows(path: str | Path) -> list[dict]:
-    return [_normalise(r) for r in _read(check_tsv(path))]
 
 
 class ReplayBackend(CompileBackend):

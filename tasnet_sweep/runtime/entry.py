@@ -33,6 +33,15 @@ def main(prog: str, hydra_fn, argv: list[str] | None = None, about: str = "") ->
     return 0
 
 
+def command(prog: str, hydra_fn, about: str):
+    """A runtime command's ``main(argv=None) -> exit code``: what ``python -m`` and its
+    console script (``tasnet-sweep-<name>``) call."""
+    def command_main(argv: list[str] | None = None) -> int:
+        return main(prog, hydra_fn, argv, about)
+
+    return command_main
+
+
 @contextlib.contextmanager
 def user_errors(prog: str):
     """Bad input (config, audio, checkpoint, missing files) -> one line on stderr, exit 2."""
