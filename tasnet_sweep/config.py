@@ -26,7 +26,6 @@ MASK_MUL_MODES = ("normal", "bypass")
 DECODERS = ("convtranspose", "conv1x1_head")
 ENCODER_ACTIVATIONS = ("relu", "linear")
 TILING_MODES = ("none", "temporal", "blocked")
-HOST_OPS = ("norm", "activation", "mask_mul", "overlap_add")
 COMPILER_BACKENDS = ("estimate", "hailo_dfc", "replay")
 COMPILER_OPT_LEVELS = ("0", "1", "2", "max")
 CONTEXT_SWITCH_MODES = ("enabled", "disabled", "allowed")
@@ -91,7 +90,6 @@ class TilingConfig:
     mode: str = "none"  # none | temporal (tile_width) | blocked (tile_width + channel_block)
     tile_width: Optional[int] = None  # latent frames per tile
     channel_block: Optional[int] = None  # channels per block (blocked mode)
-    host_ops: list[str] = field(default_factory=lambda: ["overlap_add"])
     # with a compiler that writes HEFs: one HEF per distinct instance weights once every unit
     # passes (a deployable plan); false: only each distinct unit, with its first instance's
     instance_hefs: bool = True
@@ -470,16 +468,17 @@ HW_RANGES = {
 
 
 def validate_hw(hw, problems: list[str]) -> None:
-    """Checks for a hardware profile (the ``hw`` node), one line per problem."""
+    """Checks for a hardware profile (the ``hw`` node, or an estimate ``HwProfile``: both are
+    read by attribute), one line per problem."""
     _one_of(problems, "hw.arch", hw.arch, HW_ARCHS)
     for key, (low, high, whole) in HW_RANGES.items():
-        value = hw[key]
+        value = getattr(hw, key)
         bad_type = isinstance(value, bool) or not isinstance(value, (int, float)) or (
             whole and not isinstance(value, int))
         if bad_type or not low <= value <= high:
             kind = "a whole number" if whole else "a number"
             problems.append(f"hw.{key}={value!r} is invalid: expected {kind} from {low} to {high}")
-    clusters, reach = hw["clusters"], hw["layer_max_clusters"]
+    clusters, reach = hw.clusters, hw.layer_max_clusters
     if isinstance(clusters, int) and isinstance(reach, int) and reach > clusters:
         problems.append(f"hw.layer_max_clusters={reach} is invalid: expected at most "
                         f"hw.clusters={clusters}")
@@ -523,12 +522,8 @@ def validate_compiler(c, problems: list[str]) -> None:
                         f"{wanted}")
 
 
-#: host ops a tiled plan needs: its NPU units are linear convolutions only
-TILED_HOST_OPS = ("norm", "activation", "mask_mul", "overlap_add")
-
-
 def validate_tiling(m, t, problems: list[str]) -> None:
-    """Tile width, channel block and host ops against the model they split."""
+    """Tile width, channel block and HEF limit against the model they split."""
     frames = (m.time_len - m.kernel_size) // m.stride + 1
     if t.max_hefs is not None:
         _positive(problems, "tiling.max_hefs", t.max_hefs)
@@ -561,11 +556,6 @@ def validate_tiling(m, t, problems: list[str]) -> None:
             if bad:
                 problems.append(f"tiling.channel_block={cb} does not divide {', '.join(bad)}: "
                                 "expected a divisor of every channel count above it")
-    for op in TILED_HOST_OPS:
-        if op not in t.host_ops:
-            problems.append(f"tiling.host_ops={list(t.host_ops)} lacks {op!r}: tiled NPU units "
-                            f"are linear convolutions, so expected host_ops to contain "
-                            f"{', '.join(TILED_HOST_OPS)}")
 
 
 RUNTIME_OUTPUT_FORMATS = ("pcm16", "float32")
@@ -613,8 +603,6 @@ def validate_values(cfg) -> list[str]:
         if isinstance(value, str) and ("\0" in value or not value.strip()):
             problems.append(f"{key}={value!r} is invalid: expected a path (not empty, no NUL)")
     _one_of(problems, "tiling.mode", cfg.tiling.mode, TILING_MODES)
-    for op in cfg.tiling.host_ops:
-        _one_of(problems, "tiling.host_ops", op, HOST_OPS)
     if not problems:  # tiling checks need sound model numbers
         validate_tiling(cfg.model, cfg.tiling, problems)
     if cfg.tiling.mode != "none" and cfg.unit.name != "full":

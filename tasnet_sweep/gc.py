@@ -22,6 +22,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from .results import read_result
+
 PROG = "tasnet_sweep.gc"
 
 
@@ -66,10 +68,9 @@ def plan(outputs: Path) -> dict[str, list[Path]]:
     drop_runs = [r for r in runs if r.resolve() not in listed]
     keys, inodes = set(), set()
     for run in kept:
-        try:
-            keys.add(json.loads((run / "result.json").read_text()).get("compile_key"))
-        except (OSError, ValueError):
-            pass
+        result = read_result(run / "result.json")
+        if result is not None:
+            keys.add(result.compile_key)
         inodes |= _inodes(run)
     cache = outputs / "cache"
     drop_compile, kept_compile = [], set()

@@ -11,9 +11,13 @@ nothing the second time.  A sweep's parent run is reused (from ``.mlflow_sweep.j
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
+from .results import TrialResult, read_result
+
+log = logging.getLogger(__name__)
 EXIT_USAGE = 2
 EXIT_TRACKING = 1
 
@@ -25,12 +29,12 @@ def trial_dirs(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: (len(p.parts), p.name.split("_", 1)[0].zfill(8), str(p)))
 
 
-def _load(run_dir: Path) -> tuple[dict, dict]:
-    import json
-
+def _load(run_dir: Path) -> tuple[TrialResult | None, dict]:
+    """The run's trial record (None for a result.json cut off or of another shape) and its
+    resolved config."""
     from omegaconf import OmegaConf
 
-    result = json.loads((run_dir / "result.json").read_text())
+    result = read_result(run_dir / "result.json")
     config_file = run_dir / "config_resolved.yaml"
     plain = OmegaConf.to_container(OmegaConf.load(config_file)) if config_file.is_file() else {}
     return result, plain
@@ -40,18 +44,14 @@ def sync(root: str | Path, uri: str | None = None, experiment: str | None = None
     """Bring MLflow level with the trials under ``root``; returns counts and ids."""
     from .atomic import write_json
     from .tracking import mlflow_store as store
-    from .tracking.flatten import COMPLETE_TAG, SWEEP_ID_TAG, TRIAL_ID_TAG, redact
+    from .tracking.flatten import SWEEP_ID_TAG, redact
 
     root = Path(root).resolve()
     link = store.read_link(root)
-    linked = (link or {}).get("uri")
-    if linked and redact(linked) != linked or "***@" in str(linked):
-        linked = None  # a redacted URI: the credentials come from --uri or the environment
-    uri = store.resolve_uri(uri or linked)
+    uri = store.resolve_uri(uri or _linked_uri(link))
     name = experiment or (link or {}).get("experiment") or store.DEFAULT_EXPERIMENT
     client = store.client_for(uri)
     experiment_id = store.ensure_experiment(client, name, uri)
-    runs = trial_dirs(root)
     is_sweep = link is not None or not (root / "result.json").is_file()
 
     parent = None
@@ -59,17 +59,7 @@ def sync(root: str | Path, uri: str | None = None, experiment: str | None = None
         parent = _existing_parent(client, experiment_id, link, store.digest(root), SWEEP_ID_TAG)
         if parent is None:
             parent = store.create_sweep_run(client, experiment_id, root, {"synced": "true"})
-    logged = store.runs_with_tag(client, experiment_id, TRIAL_ID_TAG)
-    added, present = [], 0
-    for run_dir in runs:
-        earlier = logged.get(store.digest(run_dir), [])
-        if any(r.data.tags.get(COMPLETE_TAG) == "true" for r in earlier):
-            present += 1
-            continue
-        for cut_short in earlier:
-            client.delete_run(cut_short.info.run_id)
-        result, plain = _load(run_dir)
-        added.append(store.log_trial_run(client, experiment_id, result, run_dir, plain, parent))
+    added, present = _push_trials(client, experiment_id, trial_dirs(root), parent)
     if parent is not None:
         store.finish_sweep_run(client, parent, root)
         if link is None or store.resolve_uri(link.get("uri")) == redact(uri):
@@ -81,6 +71,42 @@ def sync(root: str | Path, uri: str | None = None, experiment: str | None = None
         marker.unlink()
     return {"uri": uri, "experiment": name, "parent_run_id": parent, "added": added,
             "present": present}
+
+
+def _linked_uri(link: dict | None) -> str | None:
+    """The store a sweep's link names, unless the link kept it redacted (the credentials then
+    come from --uri or the environment)."""
+    from .tracking.flatten import redact
+
+    linked = (link or {}).get("uri")
+    if linked and redact(linked) != linked or "***@" in str(linked):
+        return None
+    return linked
+
+
+def _push_trials(client, experiment_id: str, runs: list[Path],
+                 parent: str | None) -> tuple[list[str], int]:
+    """Log the runs MLflow lacks complete (a run cut short is deleted and logged again);
+    returns (run ids added, how many were there already)."""
+    from .tracking import mlflow_store as store
+    from .tracking.flatten import COMPLETE_TAG, TRIAL_ID_TAG
+
+    logged = store.runs_with_tag(client, experiment_id, TRIAL_ID_TAG)
+    added, present = [], 0
+    for run_dir in runs:
+        earlier = logged.get(store.digest(run_dir), [])
+        if any(r.data.tags.get(COMPLETE_TAG) == "true" for r in earlier):
+            present += 1
+            continue
+        for cut_short in earlier:
+            client.delete_run(cut_short.info.run_id)
+        result, plain = _load(run_dir)
+        if result is None:
+            log.warning("%s: result.json is cut off or not a trial's record; not logged",
+                        run_dir)
+            continue
+        added.append(store.log_trial_run(client, experiment_id, result, run_dir, plain, parent))
+    return added, present
 
 
 def _existing_parent(client, experiment_id: str, link: dict | None, sweep_id: str,

@@ -20,9 +20,9 @@ from .atomic import write_json, write_text
 from .checks import validate
 from .config import ConfigError
 from .report.tsv import KNOB_COLUMNS, append_row
+from .results import RESULT_SCHEMA, TrialResult
 
 log = logging.getLogger(__name__)
-RESULT_SCHEMA = 1
 
 
 def knobs_of(cfg) -> dict:
@@ -49,7 +49,7 @@ def recipe_key(cfg, backend, hw: dict) -> str:
                   backend.version(), backend.cache_identity())
 
 
-def run(cfg, run_dir: str | Path, summary_path: str | Path | None = None) -> dict:
+def run(cfg, run_dir: str | Path, summary_path: str | Path | None = None) -> TrialResult:
     """Run one trial into ``run_dir`` and append its row to ``summary_path``; return the result."""
     problems = validate(cfg)
     if problems:
@@ -72,26 +72,27 @@ def run(cfg, run_dir: str | Path, summary_path: str | Path | None = None) -> dic
             record, outcome = _fresh(cfg, backend, hw, run_dir)
     deploy = record.get("deploy") or _one_hef_deploy(cfg, outcome)
     outcome = _within_deploy_limit(cfg, outcome, deploy)
-    result = {"schema": RESULT_SCHEMA, "run_tag": cfg.run_tag, **record,
-              "knobs": knobs_of(cfg), "compile": outcome.as_dict(), "deploy": deploy,
-              "started_at": started_at}
-    result["export"]["onnx_path"] = str(run_dir / record["onnx_name"])
-    status = "ok"
-    parity = result["export"].get("parity_max_abs")
+    result = TrialResult(
+        run_tag=cfg.run_tag, knobs=knobs_of(cfg), unit=record["unit"], params=record["params"],
+        macs=record["macs"],
+        export={**record["export"], "onnx_path": str(run_dir / record["onnx_name"])},
+        onnx_name=record["onnx_name"], compile=outcome, deploy=deploy, started_at=started_at,
+        calibration=record.get("calibration"), compile_key=record.get("compile_key"),
+        tiling=record.get("tiling"))
+    parity = result.export.get("parity_max_abs")
     if parity is not None and parity > cfg.export.parity_tol:
-        status = "parity_fail"
+        result.status = "parity_fail"
         log.warning("ONNX parity %.3g exceeds export.parity_tol=%g", parity, cfg.export.parity_tol)
     if outcome.failure is not None:
         from .compile.failures import write_failure_files
 
         write_failure_files(outcome.failure, run_dir, evidence=outcome.evidence)
-    result["status"] = status
-    result["seconds"] = time.perf_counter() - t0
-    result["summary"] = summary_row(cfg, result, run_dir, outcome)
-    write_json(run_dir / "result.json", result)
+    result.seconds = time.perf_counter() - t0
+    result.summary = summary_row(cfg, result, run_dir)
+    write_json(run_dir / "result.json", result.as_dict())
     if summary_path is not None:
         try:
-            append_row(summary_path, result["summary"])
+            append_row(summary_path, result.summary)
         except OSError as exc:  # the trial is kept: its row joins with the next append
             log.error("%s could not be updated (%s): this trial is in %s, and its row is added "
                       "by the next trial that can write there (or: python -m "
@@ -291,19 +292,21 @@ def _net_name(run_tag: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in run_tag)[:64] or "net"
 
 
-def summary_row(cfg, result: dict, run_dir: Path, outcome) -> dict:
-    unit = result["unit"]
+def summary_row(cfg, result: TrialResult, run_dir: Path) -> dict:
+    """The trial's row of the summary TSV (report/tsv.py's columns)."""
+    unit = result.unit
+    outcome = result.compile
     failure = outcome.failure
     m = outcome.metrics
     return {
         "run_tag": cfg.run_tag, "unit": unit["name"], "unit_op": unit.get("op"),
-        **result["knobs"],
+        **result.knobs,
         "tiling": cfg.tiling.mode, "tile_width": cfg.tiling.tile_width,
         "channel_block": cfg.tiling.channel_block,
         "in_chan": unit["inputs"][0]["shape_nchw"][1],
         "out_chan": unit["output_shape_nchw"][1],
         "latent_width": unit["latent_width"],
-        "params": result["params"], "macs": result["macs"],
+        "params": result.params, "macs": result.macs,
         "backend": outcome.backend, "evidence": outcome.evidence, "hw_arch": cfg.hw.arch,
         "verdict": outcome.verdict, "har_success": outcome.har_success,
         "hef_success": outcome.hef_success,
@@ -313,11 +316,11 @@ def summary_row(cfg, result: dict, run_dir: Path, outcome) -> dict:
         "first_failing_layer": failure.layer if failure else None,
         "first_failing_layer_family": failure.layer_family if failure else None,
         "est_contexts": m.get("est_contexts"), "est_fps": m.get("est_fps"),
-        **{k: result["deploy"].get(k) for k in ("n_hefs", "configure_waves_per_audio_s",
+        **{k: result.deploy.get(k) for k in ("n_hefs", "configure_waves_per_audio_s",
                                                 "switches_per_audio_s", "est_device_rtf")},
         "cache_hit": outcome.cache_hit,
-        "parity_max_abs": result["export"].get("parity_max_abs"), "status": result["status"],
-        "seconds": round(result["seconds"], 3), "onnx_path": result["export"]["onnx_path"],
+        "parity_max_abs": result.export.get("parity_max_abs"), "status": result.status,
+        "seconds": round(result.seconds, 3), "onnx_path": result.export["onnx_path"],
         "har_path": _artifact(outcome, ".har"), "hef_path": _artifact(outcome, ".hef"),
         "result_path": str(run_dir / "result.json"), "run_dir": str(run_dir),
     }
@@ -328,16 +331,14 @@ def _artifact(outcome, suffix: str) -> str | None:
     return found[-1] if found else None
 
 
-def sweep_return(result: dict) -> dict:
+def sweep_return(result: TrialResult) -> dict:
     """What a job hands back to a Hydra sweeper (small and picklable)."""
-    from .results import job_result
-
-    return job_result(result["summary"])
+    return result.job_result().as_dict()
 
 
-def one_line(result: dict) -> str:
+def one_line(result: TrialResult) -> str:
     """The line a person reads in the log for each trial."""
-    s = result["summary"]
+    s = result.summary
     parts = [f"[{s['run_tag']}] unit={s['unit']}", f"params={s['params']:,}",
              f"macs={s['macs']:,}"]
     if s.get("parity_max_abs") is not None:

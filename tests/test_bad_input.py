@@ -291,7 +291,7 @@ def test_a_trial_whose_summary_row_hit_a_full_disk_joins_with_the_next(tmp_path,
               sweep / "1", summary)
     rows = _rows(summary)
     assert sorted(r["run_dir"] for r in rows) == [str(sweep / "0"), str(sweep / "1")]
-    assert rows[0]["verdict"] == first["summary"]["verdict"]
+    assert rows[0]["verdict"] == first.summary["verdict"]
 
 
 @pytest.mark.parametrize("fault, words", [

@@ -141,7 +141,7 @@ def test_an_estimate_trial_reports_what_the_plan_takes_on_a_device(tmp_path):
     cfg = compose_cfg(*PLAN, "model.time_len=400", "tracking=none",
                       f"compiler.cache_dir={tmp_path / 'cache'}")
     result = trial.run(cfg, tmp_path / "run", tmp_path / "summary.tsv")
-    deploy = result["deploy"]
+    deploy = result.deploy
     plan = build_plan(cfg.model, cfg.tiling)
     n = len(execution_order(plan))
     assert deploy["n_hefs"] == n and deploy["distinct_units"] == len(plan.units)
@@ -151,7 +151,7 @@ def test_an_estimate_trial_reports_what_the_plan_takes_on_a_device(tmp_path):
     assert deploy["switches_per_audio_s"] == (n - 1) * 8000 / 400
     assert deploy["est_device_rtf"] > 0 and "GUESSED" in deploy["est_device_note"]
     assert deploy["hefs"] is None  # the estimate writes no HEF
-    s = result["summary"]
+    s = result.summary
     assert s["n_hefs"] == n and s["est_device_rtf"] == deploy["est_device_rtf"]
     text = (tmp_path / "run" / "plan.txt").read_text()
     assert f"{n} HEFs (one per distinct instance weights)" in text
@@ -161,7 +161,7 @@ def test_an_estimate_trial_reports_what_the_plan_takes_on_a_device(tmp_path):
                                     "model.time_len=400", "tracking=none",
                                     f"compiler.cache_dir={tmp_path / 'cache'}"),
                         tmp_path / "whole")
-    assert untiled["deploy"]["n_hefs"] == 1 and untiled["deploy"]["switches_per_audio_s"] == 0
+    assert untiled.deploy["n_hefs"] == 1 and untiled.deploy["switches_per_audio_s"] == 0
     from tasnet_sweep.tracking.flatten import trial_metrics
 
     assert trial_metrics(result)["n_hefs"] == n
@@ -186,11 +186,11 @@ def test_a_real_tiled_compile_writes_every_instances_hef_and_hailort_runs_them(
     cfg = compose_cfg(*tiny, "compiler=hailo_dfc", "compiler.calibration.count=2",
                       "tracking=none", f"compiler.cache_dir={tmp_path / 'cache'}")
     result = trial.run(cfg, tmp_path / "run", tmp_path / "summary.tsv")
-    assert result["summary"]["verdict"] == "pass", result["compile"].get("failure")
-    hefs = result["deploy"]["hefs"]
+    assert result.summary["verdict"] == "pass", result.compile.failure
+    hefs = result.deploy["hefs"]
     plan = build_plan(cfg.model, cfg.tiling)
     n = len(execution_order(plan))
-    assert hefs["complete"] and hefs["hefs_written"] == n == result["deploy"]["n_hefs"]
+    assert hefs["complete"] and hefs["hefs_written"] == n == result.deploy["n_hefs"]
     assert hefs["instance_compiles"] == n - len(plan.units)  # first instances compiled already
     hef_map = json.loads((Path(hefs["hef_dir"]) / "hef_map.json").read_text())
     assert sorted(hef_map["instances"]) == sorted(execution_order(plan))
@@ -223,11 +223,11 @@ def test_max_hefs_fails_a_plan_that_needs_more_hefs_than_a_device_should_hold(tm
     cfg = compose_cfg(*common)
     n = len(execution_order(build_plan(cfg.model, cfg.tiling)))
     over = trial.run(compose_cfg(*common, f"tiling.max_hefs={n - 1}"), tmp_path / "over")
-    s = over["summary"]
+    s = over.summary
     assert (s["verdict"], s["failure_family"], s["n_hefs"]) == ("fail", "deploy_limit", n)
     assert f"tiling.max_hefs={n - 1}" in s["failure_head"]
     within = trial.run(compose_cfg(*common, f"tiling.max_hefs={n}"), tmp_path / "within")
-    assert within["summary"]["verdict"] == "pass"
+    assert within.summary["verdict"] == "pass"
     from helpers import run_cli
 
     bad = run_cli(["tiling.max_hefs=0"], tmp_path)

@@ -37,5 +37,5 @@ def test_the_cache_shares_the_runs_files_and_gc_frees_what_nothing_uses(tmp_path
     assert len([p for p in (outputs / "cache" / "compile").glob("*/*") if p.is_dir()]) == 1
     assert len([p for p in (outputs / "cache" / "trial").glob("*/*") if p.is_dir()]) == 1
     again, _ = _trial(outputs, "s", "3_again", 16)  # the kept trial still comes from the cache
-    assert again["compile"]["cache_hit"]
+    assert again.compile.cache_hit
     assert gc.main(["--outputs", str(tmp_path / "nope")]) == 2

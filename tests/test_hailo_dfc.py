@@ -289,7 +289,7 @@ def test_a_trial_with_the_real_backend_records_stages_and_failure(units, sdk, tm
     cfg = compose_cfg(*SMALL, "unit=source_projector", "compiler=hailo_dfc",
                       f"compiler.cache_dir={tmp_path / 'cache'}")
     result = trial.run(cfg, tmp_path / "t", tmp_path / "summary.tsv")
-    s = result["summary"]
+    s = result.summary
     assert (s["evidence"], s["verdict"], s["failure_family"], s["first_failing_layer"]) == \
         ("real", "fail", "reshape_failed", "conv2")
     assert s["har_path"].endswith("quantized.har") and s["hef_path"] is None

@@ -78,8 +78,8 @@ def test_sync_uploads_only_the_run_folders_own_files(tmp_path):
     run = tmp_path / "run"
     result = trial.run(compose_cfg(*SMALL, "unit=encoder", "tracking=none",
                                    f"compiler.cache_dir={tmp_path / 'cache'}"), run)
-    result["compile"]["report_path"] = str(outside)  # a result.json naming a foreign file
-    (run / "result.json").write_text(json.dumps(result))
+    result.compile.report_path = str(outside)  # a result.json naming a foreign file
+    (run / "result.json").write_text(json.dumps(result.as_dict()))
     (run / "linked.log").symlink_to(outside)  # and a link out of the folder
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     done = sync(run, uri)

@@ -51,8 +51,8 @@ def test_a_repeated_trial_is_answered_from_the_cache_without_compiling(tmp_path,
     first = _run(tmp_path, "a", "unit=encoder")
     second = _run(tmp_path, "b", "unit=encoder")
     assert counting == ["encoder"]
-    assert not first["summary"]["cache_hit"] and second["summary"]["cache_hit"]
-    assert second["params"] == first["params"] and second["macs"] == first["macs"]
+    assert not first.summary["cache_hit"] and second.summary["cache_hit"]
+    assert second.params == first.params and second.macs == first.macs
     assert (tmp_path / "b" / "encoder.onnx").read_bytes() == \
         (tmp_path / "a" / "encoder.onnx").read_bytes()
 
@@ -62,7 +62,7 @@ def test_two_configs_that_build_the_same_graph_compile_once(tmp_path, counting):
     _run(tmp_path, "a", "unit=norm", "model.n_blocks=1")
     second = _run(tmp_path, "b", "unit=norm", "model.n_blocks=2")
     assert counting == ["norm"]
-    assert second["summary"]["cache_hit"]
+    assert second.summary["cache_hit"]
 
 
 def test_a_corrupted_entry_is_detected_and_recompiled(tmp_path, counting):
@@ -71,7 +71,7 @@ def test_a_corrupted_entry_is_detected_and_recompiled(tmp_path, counting):
         outcome.write_text(outcome.read_text().replace('"ok": true', '"ok": false'))
     again = _run(tmp_path, "b", "unit=encoder")
     assert counting == ["encoder", "encoder"]
-    assert again["summary"]["verdict"] == "pass" and not again["summary"]["cache_hit"]
+    assert again.summary["verdict"] == "pass" and not again.summary["cache_hit"]
 
 
 def test_cache_can_be_switched_off(tmp_path, counting):
@@ -106,10 +106,10 @@ def test_replay_reproduces_the_public_outcomes(tmp_path):
     common = ["compiler=replay", f"compiler.cache_dir={tmp_path / 'cache'}"]
     ok = trial.run(compose_cfg(*common, "unit=source_projector", "model.n_filters=64",
                                "model.skip=64", "unit.width=256"), tmp_path / "ok")
-    assert ok["summary"]["verdict"] == "pass" and ok["summary"]["evidence"] == "replay"
+    assert ok.summary["verdict"] == "pass" and ok.summary["evidence"] == "replay"
     enc = trial.run(compose_cfg(*common, "unit=encoder", "model.n_filters=256",
                                 "model.time_len=16000"), tmp_path / "enc")
-    s = enc["summary"]
+    s = enc.summary
     assert (s["verdict"], s["har_success"], s["hef_success"]) == ("fail", True, False)
     assert s["exception_type"] == "BackendAllocatorException"
     assert s["failure_head"] == "Agent infeasible"
@@ -123,7 +123,7 @@ def test_replay_distinguishes_rows_by_width(tmp_path):
     common = ["compiler=replay", f"compiler.replay_tsv={PUBLIC_TSV}", "compiler.cache=false",
               "unit=source_projector", "model.n_filters=256", "model.skip=256"]
     verdicts = {w: trial.run(compose_cfg(*common, f"unit.width={w}"),
-                             tmp_path / str(w))["summary"]["verdict"]
+                             tmp_path / str(w)).summary["verdict"]
                 for w in (512, 1024, 2000)}
     assert verdicts == {512: "pass", 1024: "pass", 2000: "fail"}
 
@@ -143,7 +143,7 @@ def test_replay_of_a_summary_written_by_a_sweep_reproduces_it(tmp_path, counting
     monkeypatch.undo()  # the replay backend itself from here on
     cfg = compose_cfg(*SMALL, "compiler=replay", f"compiler.replay_tsv={tmp_path / 'summary.tsv'}",
                       "compiler.cache=false", "unit=masker_bottleneck", "model.bn=24")
-    replayed = trial.run(cfg, tmp_path / "replayed")["summary"]
+    replayed = trial.run(cfg, tmp_path / "replayed").summary
     assert replayed["verdict"] == "pass" and replayed["evidence"] == "replay"
     assert replayed["bn"] == 24
 
@@ -154,10 +154,10 @@ def test_a_cache_hit_names_the_layers_of_its_own_net(tmp_path):
     common = ["unit=norm", "unit.width=1024", f"compiler.cache_dir={tmp_path / 'cache'}"]
     first = trial.run(compose_cfg(*common, "model.n_filters=512"), tmp_path / "a")
     second = trial.run(compose_cfg(*common, "model.n_filters=256"), tmp_path / "b")
-    assert second["compile"]["cache_hit"] and first["summary"]["verdict"] == "fail"
+    assert second.compile.cache_hit and first.summary["verdict"] == "fail"
     for result in (first, second):
-        tag = result["summary"]["run_tag"]
-        assert result["summary"]["first_failing_layer"].startswith(tag + "/"), result["summary"]
+        tag = result.summary["run_tag"]
+        assert result.summary["first_failing_layer"].startswith(tag + "/"), result.summary
 
 
 @pytest.mark.parametrize("poison", ["empty_manifest",
@@ -187,8 +187,8 @@ def test_a_poisoned_cache_entry_is_recomputed_not_a_traceback(tmp_path, poison):
         manifest["files"]["record.json"] = file_digest(entry / "record.json")
         (entry / "manifest.json").write_text(json.dumps(manifest))
     again = trial.run(compose_cfg(*common), tmp_path / "b")
-    assert again["summary"]["verdict"] == first["summary"]["verdict"]
-    assert again["summary"]["params"] == first["summary"]["params"]
+    assert again.summary["verdict"] == first.summary["verdict"]
+    assert again.summary["params"] == first.summary["params"]
 
 
 def test_a_truncated_sizes_cache_is_counted_again(tmp_path):

@@ -11,12 +11,13 @@ import torch
 from helpers import compose_cfg
 
 from tasnet_sweep.checks import validate
+from tasnet_sweep.cli import main, preflight
 from tasnet_sweep.compile.base import CompileBackend, CompileOutcome, Failure, StageResult
 from tasnet_sweep.model.convtasnet import build_model
 from tasnet_sweep.tiling.executors import OrtExecutor, TorchExecutor
 from tasnet_sweep.tiling.host_ops import as_dense
 from tasnet_sweep.tiling.parity import measure_parity, si_snr_db
-from tasnet_sweep.tiling.plan import build_plan
+from tasnet_sweep.tiling.plan import HOST_OPS, build_plan
 from tasnet_sweep.tiling.run import run_tiled
 from tasnet_sweep.tiling.stitch import run_npu_step, run_plan
 from tasnet_sweep.tiling.tiled import Tiled, halo_windows
@@ -74,7 +75,9 @@ def test_plan_records_host_share_and_writes_text():
     assert 0 < hs["tiling_mac_overhead"] < 0.1  # 1024 padded frames for 999
     text = plan.describe()
     assert "halo 1 each side" in text and "weight instances=" in text
-    json.dumps(plan.as_dict())  # serializable
+    assert "host_ops=norm,activation,mask_mul,overlap_add" in text
+    record = json.loads(json.dumps(plan.as_dict()))  # serializable
+    assert record["host_ops"] == list(HOST_OPS)  # provenance, from the one constant
 
 
 # ---- reconstruction math, layer by layer ------------------------------------------------------
@@ -166,13 +169,25 @@ def test_si_snr_is_scale_invariant_and_penalises_noise():
     (("tiling=temporal", "tiling.tile_width=0"), "tiling.tile_width=0 is invalid"),
     (("tiling=blocked", "tiling.channel_block=null"), "tiling.channel_block=null is invalid"),
     (("tiling=temporal", "tiling.channel_block=64"), "applies only to tiling.mode=blocked"),
-    (("tiling=blocked", "tiling.host_ops=[norm,mask_mul,overlap_add]"), "lacks 'activation'"),
     (("tiling=none", "tiling.tile_width=256"), "applies only to tiling.mode=temporal or blocked"),
 ])
 def test_bad_tiling_is_one_clear_line(overrides, expected):
     problems = validate(compose_cfg(*overrides))
     assert len(problems) == 1, problems
     assert expected in problems[0]
+
+
+def test_host_ops_is_no_setting_and_an_old_override_is_one_line(tmp_path, monkeypatch, capsys):
+    """The host ops are a fact of every plan (HOST_OPS), so the old knob is an unknown key."""
+    old = ("tiling=blocked", "tiling.host_ops=[norm,mask_mul,overlap_add]")
+    problems = preflight(list(old))
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("tiling.host_ops is not a known key: expected one of mode, ")
+    monkeypatch.chdir(tmp_path)
+    assert main(list(old)) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_good_tiling_configs_validate():

@@ -13,6 +13,7 @@ import pytest
 from helpers import REPO, SMALL, compose_cfg, run_cli
 
 from tasnet_sweep.checks import validate
+from tasnet_sweep.results import TrialResult
 from tasnet_sweep.tracking.flatten import MAX_PARAM_VALUE, chunks, flatten_config, trial_metrics
 
 BNS = (16, 24, 32)
@@ -219,13 +220,16 @@ def test_params_put_knobs_first_and_respect_mlflow_limits():
 
 
 def test_metrics_take_utilization_stages_and_si_snr_where_present():
-    result = {"params": 10, "macs": 20, "seconds": 1.5,
-              "export": {"parity_max_abs": 1e-7},
-              "compile": {"stages": [{"name": "translate", "ok": True, "seconds": 0.2},
-                                     {"name": "compile", "ok": None, "seconds": 0.0}],
-                          "metrics": {"util_memory": 0.5, "est_flow": "single",
-                                      "est_contexts": 2}},
-              "runtime": {"si_snr_db": 17.5}}
+    result = TrialResult.from_dict({
+        "run_tag": "t", "knobs": {}, "unit": {"name": "encoder"}, "onnx_name": "encoder.onnx",
+        "deploy": {}, "params": 10, "macs": 20, "seconds": 1.5,
+        "export": {"parity_max_abs": 1e-7},
+        "compile": {"backend": "estimate", "evidence": "estimate",
+                    "stages": [{"name": "translate", "ok": True, "seconds": 0.2},
+                               {"name": "compile", "ok": None, "seconds": 0.0}],
+                    "metrics": {"util_memory": 0.5, "est_flow": "single", "est_contexts": 2}},
+        "runtime": {"si_snr_db": 17.5}})  # added by another tool: kept, and its SI-SNR logged
+    assert result.extra == {"runtime": {"si_snr_db": 17.5}}
     m = trial_metrics(result)
     assert m["params"] == 10 and m["util_memory"] == 0.5 and m["est_contexts"] == 2
     assert m["stage_translate_seconds"] == 0.2 and "stage_compile_seconds" not in m

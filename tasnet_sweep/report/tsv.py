@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 from pathlib import Path
 
 from ..atomic import locked, write_text
+from ..results import read_summary_row
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +114,6 @@ def _write(path: Path, rows: list[dict], row: dict, columns) -> None:
     write_text(path, format_rows(rows, columns))
 
 
-def summary_of(result_path: Path) -> dict | None:
-    """The summary row a ``result.json`` carries; None for one cut off or of another shape."""
-    try:
-        row = json.loads(result_path.read_text(encoding="utf-8"))["summary"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return row if isinstance(row, dict) and row.get("run_dir") else None
-
-
 def _unlisted(folder: Path, rows: list[dict], row: dict) -> list[dict]:
     """Trials in ``folder``'s job dirs that the summary lacks: a row whose write failed (a full
     disk after its result.json was written) joins with the next trial that can write."""
@@ -131,7 +122,7 @@ def _unlisted(folder: Path, rows: list[dict], row: dict) -> list[dict]:
     for result in sorted(folder.glob("*/result.json")):
         if str(result.parent) in known:
             continue
-        missing = summary_of(result)
+        missing = read_summary_row(result)
         if missing is not None and str(missing["run_dir"]) not in known:
             found.append(missing)
             log.info("%s: adding the row of %s, missing from it", folder, result.parent)
@@ -144,7 +135,7 @@ def rebuild(sweep_dir: str | Path, name: str = "summary.tsv") -> tuple[Path, int
     sweep_dir = Path(sweep_dir)
     rows, skipped = [], 0
     for result in sorted(sweep_dir.rglob("result.json")):
-        row = summary_of(result)
+        row = read_summary_row(result)
         if row is None:
             skipped += 1
         else:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_bytes, write_text
+from ..results import read_result
 from .lattice import FAIL, PASS, UNKNOWN, Knowledge, Lattice, boundary_masks
 
 
@@ -100,20 +101,19 @@ def _config_text(frontier: Frontier, point) -> str:
 def next_knob_advice(frontier: Frontier) -> str | None:
     """The runbook's next-knob rule (tasnet_sweep.report.next_knob) applied to the compiled
     minimal failure with the largest params, read from its run's result.json."""
-    import json
-
     failing = [p for p in frontier.minimal_failing
                if frontier.records.get(p, {}).get("run_dir")]
     if not failing:
         return None
     worst = max(failing, key=lambda p: frontier.records[p].get("params") or 0)
-    path = Path(frontier.records[worst]["run_dir"]) / "result.json"
-    try:
-        row = json.loads(path.read_text())["summary"]
-        from ..report.next_knob import next_knob
+    result = read_result(Path(frontier.records[worst]["run_dir"]) / "result.json")
+    if result is None:
+        return None
+    from ..report.next_knob import next_knob
 
-        nk = next_knob([row])
-    except (OSError, ValueError, KeyError, TypeError):
+    try:
+        nk = next_knob([result.summary])
+    except (ValueError, KeyError, TypeError):  # a summary row of another shape
         return None
     return f"`{nk.override}` for `{_config_text(frontier, worst)}` ({nk.reason})"
 

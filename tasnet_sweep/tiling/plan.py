@@ -23,6 +23,10 @@ SAMPLE_RATE = 8000
 HOST_COST = {"gLN": 6, "cLN": 6, "affine": 2, "identity": 0, "relu": 1, "prelu": 2,
              "sigmoid": 4, "add": 1, "mask_mul": 1, "overlap_add": 1, "pad_to": 0,
              "copy": 0}
+#: the layer kinds a plan leaves to the host, since its NPU units are linear convolutions only
+#: (residual sums, copies and the final pad run there too); recorded as the plan's ``host_ops``
+#: (plan.json, the trial's result) for provenance: a fact of the plan, not a setting
+HOST_OPS = ("norm", "activation", "mask_mul", "overlap_add")
 
 
 @dataclass(frozen=True)
@@ -164,7 +168,6 @@ class Plan:
     mode: str
     tile_width: int | None
     channel_block: int | None
-    host_ops: list[str]
     model: dict
     units: dict[str, UnitSpec]
     steps: list
@@ -229,7 +232,7 @@ class Plan:
     def as_dict(self) -> dict:
         return {
             "mode": self.mode, "tile_width": self.tile_width,
-            "channel_block": self.channel_block, "host_ops": self.host_ops, "model": self.model,
+            "channel_block": self.channel_block, "host_ops": list(HOST_OPS), "model": self.model,
             "units": [{**asdict(u), "key": k, "groups": u.groups, "macs": u.macs,
                        "instances": len(self.instances_of(k))} for k, u in self.units.items()],
             "steps": [s.as_dict() for s in self.steps],
@@ -240,7 +243,7 @@ class Plan:
         """A printable plan: distinct units, then the program step by step."""
         m = self.model
         lines = [f"tiling plan: mode={self.mode} tile_width={self.tile_width} "
-                 f"channel_block={self.channel_block} host_ops={','.join(self.host_ops)}",
+                 f"channel_block={self.channel_block} host_ops={','.join(HOST_OPS)}",
                  f"model: N={m['n_filters']} L={m['kernel_size']} S={m['stride']} B={m['bn']} "
                  f"H={m['hidden']} Sc={m['skip']} P={m['conv_kernel']} "
                  f"X={m['n_blocks']} R={m['n_repeats']} norm={m['norm']} "
@@ -377,4 +380,4 @@ def build_plan(model_cfg, tiling_cfg) -> Plan:
     b.build()
     model = {k: model_cfg[k] for k in model_cfg}
     return Plan(tiling_cfg.mode, b.tile if tiling_cfg.mode != "none" else None, b.block,
-                list(tiling_cfg.host_ops), model, b.units, b.steps)
+                model, b.units, b.steps)

@@ -12,9 +12,9 @@ from pathlib import Path
 log = logging.getLogger("tasnet_sweep.tracking")
 
 
-def log_trial(cfg, result: dict, run_dir: str | Path) -> str | None:
-    """Log one finished trial; returns the MLflow run id, or None (off, or failed: the local
-    files remain the record, see mlflow_store).  Never raises."""
+def log_trial(cfg, result, run_dir: str | Path) -> str | None:
+    """Log one finished trial (a ``results.TrialResult``); returns the MLflow run id, or None
+    (off, or failed: the local files remain the record, see mlflow_store).  Never raises."""
     if cfg.tracking.backend != "mlflow":
         return None
     try:

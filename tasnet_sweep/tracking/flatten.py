@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..report.tsv import KNOB_COLUMNS
+from ..results import TrialResult
 
 #: MLflow's limits: entities per log_batch call and value lengths
 MAX_PARAMS_PER_BATCH = 100
@@ -98,7 +99,7 @@ DEPLOY_METRICS = ("n_hefs", "configure_waves_per_audio_s", "configures_per_audio
                   "switches_per_audio_s", "est_device_rtf")
 
 
-def trial_metrics(result: dict) -> dict[str, float]:
+def trial_metrics(result: TrialResult) -> dict[str, float]:
     """Numbers worth comparing across trials: size, cost, stage times, estimate figures
     (contexts, FPS, utilization per resource), ONNX parity and SI-SNR where present."""
     out: dict[str, float] = {}
@@ -108,30 +109,28 @@ def trial_metrics(result: dict) -> dict[str, float]:
         if number is not None:
             out[clean_key(key)] = number
 
-    put("params", result.get("params"))
-    put("macs", result.get("macs"))
-    put("trial_seconds", result.get("seconds"))
-    export = result.get("export") or {}
-    put("export_seconds", export.get("seconds"))
-    put("onnx_nodes", export.get("nodes"))
-    put("parity_max_abs", export.get("parity_max_abs"))
-    put("parity_seconds", export.get("parity_seconds"))
-    compile_ = result.get("compile") or {}
-    for stage in compile_.get("stages") or []:
-        if stage.get("ok") is not None:
-            put(f"stage_{stage['name']}_seconds", stage.get("seconds"))
-            put(f"stage_{stage['name']}_ok", stage.get("ok"))
-    for key, value in (compile_.get("metrics") or {}).items():
+    put("params", result.params)
+    put("macs", result.macs)
+    put("trial_seconds", result.seconds)
+    for metric, key in (("export_seconds", "seconds"), ("onnx_nodes", "nodes"),
+                        ("parity_max_abs", "parity_max_abs"),
+                        ("parity_seconds", "parity_seconds")):
+        put(metric, result.export.get(key))
+    outcome = result.compile
+    for stage in outcome.stages:
+        if stage.ok is not None:
+            put(f"stage_{stage.name}_seconds", stage.seconds)
+            put(f"stage_{stage.name}_ok", stage.ok)
+    for key, value in outcome.metrics.items():
         put(key, value)  # est_contexts, est_fps, util_<resource>, units_<resource>, ...
-    put("hef_success", compile_.get("hef_success"))
-    put("har_success", compile_.get("har_success"))
-    verdict = (result.get("summary") or {}).get("verdict", compile_.get("verdict"))
+    put("hef_success", outcome.hef_success)
+    put("har_success", outcome.har_success)
+    verdict = result.summary.get("verdict", outcome.verdict)
     if verdict in ("pass", "fail"):  # 0/1, so the UI's charts can colour pass against fail
         out["hef_pass"] = 1.0 if verdict == "pass" else 0.0
-    deploy = result.get("deploy") or {}
     for key in DEPLOY_METRICS:  # what running the trial's plan on a device takes
-        put(key, deploy.get(key))
-    for key, value in _find_si_snr(result):
+        put(key, result.deploy.get(key))
+    for key, value in _find_si_snr(result.as_dict()):
         put(key, value)
     return out
 
@@ -151,29 +150,29 @@ def standard_tags() -> dict[str, str]:
     return {k: v for k, v in tags.items() if v}
 
 
-def trial_tags(result: dict, run_dir: str, git_commit: str | None) -> dict[str, str]:
+def trial_tags(result: TrialResult, run_dir: str, git_commit: str | None) -> dict[str, str]:
     """Labels to filter and group by; every value a string within MLflow's tag length.
 
     ``git_commit`` goes on runs that stand alone; a sweep's children leave it to the parent."""
-    summary = result.get("summary") or {}
-    compile_ = result.get("compile") or {}
-    failure = compile_.get("failure") or {}
+    summary = result.summary
+    outcome = result.compile
+    failure = outcome.failure
     tags = {
-        "run_tag": summary.get("run_tag", result.get("run_tag")),
-        "unit": summary.get("unit"),
-        "backend": summary.get("backend", compile_.get("backend")),
-        "evidence": summary.get("evidence", compile_.get("evidence")),
-        "verdict": summary.get("verdict", compile_.get("verdict")),
-        "status": summary.get("status", result.get("status")),
-        "failure_family": summary.get("failure_family", failure.get("family")),
-        "failure_head": summary.get("failure_head", failure.get("head")),
-        "first_failing_layer": summary.get("first_failing_layer", failure.get("layer")),
+        "run_tag": summary.get("run_tag", result.run_tag),
+        "unit": summary.get("unit", result.unit.get("name")),
+        "backend": summary.get("backend", outcome.backend),
+        "evidence": summary.get("evidence", outcome.evidence),
+        "verdict": summary.get("verdict", outcome.verdict),
+        "status": summary.get("status", result.status),
+        "failure_family": summary.get("failure_family", failure and failure.family),
+        "failure_head": summary.get("failure_head", failure and failure.head),
+        "first_failing_layer": summary.get("first_failing_layer", failure and failure.layer),
         "hw_arch": summary.get("hw_arch"),
         "tiling": summary.get("tiling"),
-        "compiler_version": compile_.get("tool_version"),
-        "cache_hit": summary.get("cache_hit", compile_.get("cache_hit")),
+        "compiler_version": outcome.tool_version,
+        "cache_hit": summary.get("cache_hit", outcome.cache_hit),
         "run_dir": run_dir,
-        "mlflow.runName": summary.get("run_tag", result.get("run_tag")),
+        "mlflow.runName": summary.get("run_tag", result.run_tag),
         KIND_TAG: "trial",
         **standard_tags(),
     }

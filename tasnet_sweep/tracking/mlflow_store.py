@@ -23,6 +23,7 @@ from typing import Any
 
 from ..atomic import locked, write_json
 from ..processes import pid_alive
+from ..results import TrialResult
 from .flatten import (
     COMPLETE_TAG,
     EXPERIMENT_KIND,
@@ -238,22 +239,22 @@ def _log_batches(client, run_id: str, params: dict | None = None, metrics: dict 
         client.log_batch(run_id, tags=[RunTag(k, redact(v)) for k, v in batch])
 
 
-def trial_artifacts(result: dict, run_dir: Path, cfg_plain: dict) -> list[tuple[Path, str | None]]:
+def trial_artifacts(result: TrialResult, run_dir: Path,
+                    cfg_plain: dict) -> list[tuple[Path, str | None]]:
     """(local file, artifact folder) pairs for one trial; ONNX/HEF only when configured."""
     files: list[tuple[Path, str | None]] = []
     for name in ("config_resolved.yaml", "result.json", "compile_failure.txt",
                  "compile_failure.json", ".hydra/overrides.yaml"):
         files.append((run_dir / name, None))
-    report = (result.get("compile") or {}).get("report_path")
+    report = result.compile.report_path
     if report:
         files.append((Path(report), None))
     files += [(p, None) for p in sorted(run_dir.glob("*.log")) if p.name != BACKGROUND_LOG]
     tracking = cfg_plain.get("tracking") or {}
-    summary = result.get("summary") or {}
-    if tracking.get("log_onnx") and (result.get("export") or {}).get("onnx_path"):
-        files.append((Path(result["export"]["onnx_path"]), "onnx"))
-    if tracking.get("log_hef") and summary.get("hef_path"):
-        files.append((Path(summary["hef_path"]), "hef"))
+    if tracking.get("log_onnx") and result.export.get("onnx_path"):
+        files.append((Path(result.export["onnx_path"]), "onnx"))
+    if tracking.get("log_hef") and result.summary.get("hef_path"):
+        files.append((Path(result.summary["hef_path"]), "hef"))
     seen, out = set(), []
     inside = run_dir.resolve()
     for path, folder in files:
@@ -265,7 +266,7 @@ def trial_artifacts(result: dict, run_dir: Path, cfg_plain: dict) -> list[tuple[
     return out
 
 
-def log_trial_run(client, experiment_id: str, result: dict, run_dir: str | Path,
+def log_trial_run(client, experiment_id: str, result: TrialResult, run_dir: str | Path,
                   cfg_plain: dict, parent_run_id: str | None = None,
                   trial_key: str | None = None) -> str:
     """One trial as one run.  The completion tag is set last, so a run cut short (server gone
@@ -290,7 +291,7 @@ def log_trial_run(client, experiment_id: str, result: dict, run_dir: str | Path,
     for path, folder in trial_artifacts(result, run_dir, cfg_plain):
         client.log_artifact(run_id, str(path), folder)
     client.set_tag(run_id, COMPLETE_TAG, "true")
-    status = "FINISHED" if result.get("status", "ok") == "ok" else "FAILED"
+    status = "FINISHED" if result.status == "ok" else "FAILED"
     client.set_terminated(run_id, status, end_time=finished)
     if parent_run_id and trial_key:  # the new run is complete: earlier ones of the job go
         for earlier in _job_runs(client, experiment_id, parent_run_id, trial_key):
@@ -314,10 +315,10 @@ def job_key(overrides) -> str:
     return hashlib.sha256("\n".join(sorted(map(str, overrides))).encode()).hexdigest()[:16]
 
 
-def _trial_times_ms(result: dict) -> tuple[int | None, int | None]:
+def _trial_times_ms(result: TrialResult) -> tuple[int | None, int | None]:
     """The trial's own start and end (epoch ms), so a run's duration is the trial's; None for
     records written before they were kept (MLflow then uses the logging time)."""
-    started, seconds = result.get("started_at"), result.get("seconds")
+    started, seconds = result.started_at, result.seconds
     if not isinstance(started, (int, float)):
         return None, None
     end = started + (seconds if isinstance(seconds, (int, float)) else 0.0)
@@ -564,7 +565,7 @@ def end_sweep(config) -> None:
         report_failure_once(sweep_dir, exc, resolve_uri(config.tracking.tracking_uri))
 
 
-def log_job_trial(cfg, result: dict, run_dir: str | Path) -> str | None:
+def log_job_trial(cfg, result: TrialResult, run_dir: str | Path) -> str | None:
     """Called by every job after its trial: a child run in a sweep, a plain run otherwise."""
     from omegaconf import OmegaConf
 

@@ -9,7 +9,6 @@ recorded outcomes (``FITTED_FIELDS``; ``tasnet_sweep.calibrate`` refits them) or
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 
 from ...config import HW_RANGES, ConfigError, HwConfig, validate_hw
@@ -23,26 +22,8 @@ PROFILE_FIELDS = tuple(f.name for f in dataclasses.fields(HwConfig))
 CONF_HW_DIR = CONF_DIR / "hw"
 
 
-@dataclass(frozen=True)
-class HwProfile:
-    arch: str
-    clusters: int
-    control_units_per_cluster: int
-    compute_units_per_cluster: int
-    memory_units_per_cluster: int
-    clock_mhz: float
-    peak_tops: float
-    single_context_utilization: float
-    multi_context_utilization: float
-    memory_unit_bytes: int
-    layer_max_clusters: int
-    aux_layer_memory_units: int
-    macs_per_compute_unit_column: int
-    max_configured_networks: int = 32
-    configure_ms: float = 20.0
-    switch_ms: float = 1.0
-    guessed: tuple[str, ...] = ()
-    fitted_to: str = ""
+class _Profile:
+    """What a profile adds to ``HwConfig``'s fields: the chip's totals and checked copies."""
 
     # totals over the chip, per context
     @property
@@ -81,9 +62,9 @@ class HwProfile:
         if unknown:
             raise ConfigError([f"hw.{unknown[0]} is not a known key: expected one of "
                                f"{', '.join(PROFILE_FIELDS)}"])
-        new = dataclasses.replace(self, **changes)
+        new = dataclasses.replace(self, **_tuples(changes))
         problems: list[str] = []
-        validate_hw(_View(new.as_dict()), problems)
+        validate_hw(new, problems)
         if problems:
             raise ConfigError(problems)
         return new
@@ -92,14 +73,25 @@ class HwProfile:
         return {k: getattr(self, k) for k in FITTED_FIELDS}
 
 
-class _View(dict):
-    """A plain mapping that also answers attribute access, as validate_hw expects."""
+def _tuples(values: dict) -> dict:
+    """``values`` with every list a tuple, as the frozen profile holds them."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
-    def __getattr__(self, key):
-        try:
-            return self[key]
-        except KeyError:
-            raise AttributeError(key) from None
+
+def _frozen_field(f: dataclasses.Field) -> tuple:
+    """One ``HwConfig`` field for the frozen profile: a list (``guessed``) becomes a tuple."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.name, "tuple", dataclasses.field(default=tuple(f.default_factory()))
+    return f.name, f.type, dataclasses.field(default=f.default)
+
+
+HwProfile = dataclasses.make_dataclass(
+    "HwProfile", [_frozen_field(f) for f in dataclasses.fields(HwConfig)], bases=(_Profile,),
+    frozen=True, namespace={
+        "__module__": __name__,
+        "__doc__": "A checked, immutable (hashable) hw profile: the fields and defaults of "
+                   "``HwConfig``, defined there once, with the totals and methods of "
+                   "``_Profile``.  Build one with ``profile_from_node`` or ``load_profile``."})
 
 
 def profile_from_node(node) -> HwProfile:
@@ -119,8 +111,7 @@ def profile_from_node(node) -> HwProfile:
     if problems:
         raise ConfigError(problems)
     values = OmegaConf.to_container(merged, resolve=True)
-    values["guessed"] = tuple(values["guessed"])
-    return HwProfile(**values)
+    return HwProfile(**_tuples(values))
 
 
 def profile_path(name_or_path: str | Path) -> Path:
