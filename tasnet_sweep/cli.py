@@ -240,8 +240,8 @@ def output_problems(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["doctor"]:  # tasnet-sweep doctor: python -m tasnet_sweep.doctor
-        from .doctor import main as doctor
+    if argv[:1] == ["doctor"]:  # tasnet-sweep doctor: python -m tasnet_sweep.commands.doctor
+        from .commands.doctor import main as doctor
 
         return doctor(argv[1:])
     problems = sweep_without_multirun(argv) or preflight(argv)

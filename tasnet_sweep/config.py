@@ -153,11 +153,11 @@ class HwConfig:
 
 @dataclass
 class RuntimeConfig:
-    """Where and how audio is separated (python -m tasnet_sweep.separate / validate /
-    quant_estimate); the main trial app reads only ``name``."""
+    """Where and how audio is separated (python -m tasnet_sweep.commands.separate / check_device /
+    quant_error); the main trial app reads only ``name``."""
 
     name: str = "torch"  # torch | onnxruntime | hailort
-    input: Optional[str] = None  # the mixture .wav (separate, quant_estimate)
+    input: Optional[str] = None  # the mixture .wav (separate, quant_error)
     output_dir: str = "outputs/separated"  # source wavs, metrics and validation tables
     checkpoint: Optional[str] = None  # asteroid model.serialize() or ours; null: seeded weights
     seed: int = 0  # the random weights' seed when there is no checkpoint
@@ -172,12 +172,12 @@ class RuntimeConfig:
     output_format: str = "pcm16"  # pcm16 | float32
     chunk_len: Optional[int] = None  # samples per pass; null: model.time_len, 0: whole file
     overlap: float = 0.25  # fraction of a chunk shared with the next (crossfaded)
-    weight_quant: str = "per_channel"  # quant_estimate: per_channel | per_tensor
-    quant_bits: int = 8  # quant_estimate: symmetric integer bits
-    # quant_estimate: auto (run the DFC's SDK_QUANTIZED emulator on the units' quantized HARs
+    weight_quant: str = "per_channel"  # quant_error: per_channel | per_tensor
+    quant_bits: int = 8  # quant_error: symmetric integer bits
+    # quant_error: auto (run the DFC's SDK_QUANTIZED emulator on the units' quantized HARs
     # when hailo_sdk_client and har_dir are there) | off
     sdk_compare: str = "auto"
-    har_dir: Optional[str] = None  # quant_estimate: a tiled hailo_dfc trial's run directory
+    har_dir: Optional[str] = None  # quant_error: a tiled hailo_dfc trial's run directory
     validate_repeats: int = 3  # validate: timed runs per unit and per chain
 
 

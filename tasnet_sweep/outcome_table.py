@@ -1,6 +1,6 @@
 """Tables of recorded compile outcomes (the public TSV, a sweep's summary.tsv), read strictly.
 
-``agreement``, ``calibrate`` and ``compiler=replay`` all read them; a file that is not such a
+``agreement``, ``fit_profile`` and ``compiler=replay`` all read them; a file that is not such a
 table (binary, a NUL byte, a row cut short, a verdict that is neither true nor false) is
 refused in one line naming the file, the line and what was expected, never half-read.
 Rows are split the way ``report/tsv.py`` writes a summary (tabs, no quoting, ``\\`` escapes).

@@ -96,8 +96,8 @@ def run(cfg, run_dir: str | Path, summary_path: str | Path | None = None) -> Tri
         except OSError as exc:  # the trial is kept: its row joins with the next append
             log.error("%s could not be updated (%s): this trial is in %s, and its row is added "
                       "by the next trial that can write there (or: python -m "
-                      "tasnet_sweep.rebuild_summary %s)", summary_path, exc.strerror or exc,
-                      run_dir / "result.json", Path(summary_path).parent)
+                      "tasnet_sweep.commands.rebuild_summary %s)", summary_path,
+                      exc.strerror or exc, run_dir / "result.json", Path(summary_path).parent)
     return result
 
 

@@ -183,7 +183,7 @@ WAV_CASES = [
 def test_separate_rejects_an_unreadable_wav(tmp_path, wav, words):
     _bad_files(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}
-    done = subprocess.run([sys.executable, "-m", "tasnet_sweep.separate", *SMALL,
+    done = subprocess.run([sys.executable, "-m", "tasnet_sweep.commands.separate", *SMALL,
                            f"runtime.input={wav}", "runtime.random_weights=true"],
                           cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -221,16 +221,16 @@ def test_a_corrupted_cache_entry_is_recomputed_not_trusted(tmp_path):
 
 
 @pytest.mark.parametrize("table", sorted(BAD_TABLES))
-@pytest.mark.parametrize("command", ["agreement", pytest.param("calibrate",
+@pytest.mark.parametrize("command", ["agreement", pytest.param("fit_profile",
                                                                marks=pytest.mark.slow)])
-def test_agreement_and_calibrate_refuse_a_broken_table_in_one_line(tmp_path, capsys, command,
-                                                                   table):
+def test_agreement_and_fit_profile_refuse_a_broken_table_in_one_line(tmp_path, capsys, command,
+                                                                     table):
     import importlib
 
     _bad_files(tmp_path)
-    main = importlib.import_module(f"tasnet_sweep.{command}").main
+    main = importlib.import_module(f"tasnet_sweep.commands.{command}").main
     args = ["--tsv", str(tmp_path / table)]
-    if command == "calibrate":
+    if command == "fit_profile":
         args += ["--out", str(tmp_path / "hw.yaml")]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -248,7 +248,7 @@ def test_an_audio_file_too_large_to_decode_is_refused_before_reading(tmp_path, m
 
 
 def test_rebuild_summary_skips_a_result_json_of_another_shape(tmp_path, capsys):
-    from tasnet_sweep import rebuild_summary
+    from tasnet_sweep.commands import rebuild_summary
 
     for name, text in {"0": '{"summary": {"run_dir": "0", "verdict": "pass"}}',
                        "1": "[1, 2, 3]", "2": '{"summary": "text"}', "3": "{"}.items():

@@ -200,9 +200,9 @@ def test_a_lightning_checkpoint_without_the_models_config_is_one_line(tmp_path):
 def test_separate_needs_a_checkpoint_or_random_weights_and_names_its_digest(tmp_path):
     import hashlib
 
+    from tasnet_sweep.commands.separate import run_separate
     from tasnet_sweep.config import ConfigError
     from tasnet_sweep.runtime.audio import write_wav
-    from tasnet_sweep.separate import run_separate
 
     write_wav(tmp_path / "mix.wav", np.zeros(800, np.float32), 8000)
     common = (f"runtime.input={tmp_path}/mix.wav", f"runtime.output_dir={tmp_path}/out",

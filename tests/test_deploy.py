@@ -174,8 +174,8 @@ def test_a_real_tiled_compile_writes_every_instances_hef_and_hailort_runs_them(
     """hailo_dfc (SDK double) on a blocked plan -> hefs/ + hef_map.json -> separate on the
     HailoRT double matches the torch model."""
     from tasnet_sweep import trial
+    from tasnet_sweep.commands.separate import run_separate
     from tasnet_sweep.runtime.audio import write_wav
-    from tasnet_sweep.separate import run_separate
 
     monkeypatch.syspath_prepend(str(DOUBLES))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(DOUBLES),

@@ -1,5 +1,6 @@
-"""``python -m tasnet_sweep.doctor`` against the Hailo TEST DOUBLES (tests/doubles): versions,
-the signatures of every call the adapters make, devices, one tiny compile and a device run."""
+"""``python -m tasnet_sweep.commands.doctor`` against the Hailo TEST DOUBLES (tests/doubles):
+versions, the signatures of every call the adapters make, devices, one tiny compile and a
+device run."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ def _doctor(tmp_path, *args, doubles=True, **env):
                 "HAILO_DOUBLE_VERSION", "HAILO_DOUBLE_SIGNATURE"):
         if var not in env:
             run_env.pop(var, None)
-    return subprocess.run([sys.executable, "-m", "tasnet_sweep.doctor", *args], cwd=tmp_path,
-                          env=run_env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "-m", "tasnet_sweep.commands.doctor", *args],
+                          cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=600)
 
 
 def test_without_hailos_wheels_it_says_what_is_missing(tmp_path):

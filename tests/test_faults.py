@@ -134,8 +134,8 @@ def test_a_sweep_killed_with_sigkill_loses_no_trial_and_recompiles_nothing(tmp_p
     assert 2 <= len(finished) < len(widths), finished
 
     # no torn row: the summary (rebuilt or appended) has exactly the finished trials
-    done = subprocess.run([sys.executable, "-m", "tasnet_sweep.rebuild_summary", str(first)],
-                          env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "tasnet_sweep.commands.rebuild_summary",
+                           str(first)], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert {int(r["n_filters"]) for r in _rows(first / "summary.tsv")} == finished
 
@@ -173,12 +173,12 @@ def test_rebuild_summary_drops_a_torn_row_and_a_half_written_result(tmp_path):
     torn = sweep / "9_torn" / "result.json"
     torn.parent.mkdir()
     torn.write_text('{"schema": 1, "summary": {"run_tag": "torn"')
-    done = subprocess.run([sys.executable, "-m", "tasnet_sweep.rebuild_summary", str(sweep)],
-                          env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "tasnet_sweep.commands.rebuild_summary",
+                           str(sweep)], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "2 rows" in done.stdout
     assert summary.read_text() == good  # the same rows, nothing torn
-    bad = subprocess.run([sys.executable, "-m", "tasnet_sweep.rebuild_summary",
+    bad = subprocess.run([sys.executable, "-m", "tasnet_sweep.commands.rebuild_summary",
                           str(tmp_path / "nope")], env=env, capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -1,5 +1,5 @@
-"""One copy on disk (cache entries hard-link the run's files) and ``python -m tasnet_sweep.gc``
-removing what no summary lists and no kept run uses."""
+"""One copy on disk (cache entries hard-link the run's files) and
+``python -m tasnet_sweep.commands.gc`` removing what no summary lists and no kept run uses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import shutil
 
 from helpers import SMALL, compose_cfg
 
-from tasnet_sweep import gc, trial
+from tasnet_sweep import trial
+from tasnet_sweep.commands import gc
 
 
 def _trial(outputs, sweep, name, width, summary=True):

@@ -121,7 +121,7 @@ def test_every_console_script_names_a_command_of_the_package():
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     commands = {name.removeprefix("tasnet-sweep-").replace("-", "_") for name in scripts} - \
         {"tasnet_sweep"}
-    assert {"agreement", "calibrate", "separate", "sync", "validate"} <= commands
+    assert {"agreement", "fit_profile", "separate", "sync", "check_device"} <= commands
     for name, target in scripts.items():
         module, _, function = target.partition(":")
         assert callable(getattr(importlib.import_module(module), function)), name

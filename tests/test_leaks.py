@@ -56,7 +56,7 @@ def test_a_password_in_the_environment_is_redacted_everywhere(tmp_path):
         assert "MLflow tracking failed" in done.stdout + done.stderr
     assert (tmp_path / "s" / "tracking_failed.txt").is_file()
     assert "***@127.0.0.1:9" in (tmp_path / "s" / "tracking_failed.txt").read_text()
-    sync = subprocess.run([sys.executable, "-m", "tasnet_sweep.sync", "s"], cwd=tmp_path,
+    sync = subprocess.run([sys.executable, "-m", "tasnet_sweep.commands.sync", "s"], cwd=tmp_path,
                           env={**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": uri},
                           capture_output=True, text=True, timeout=600)
     assert sync.returncode == 1 and SECRET not in sync.stdout + sync.stderr
@@ -71,7 +71,7 @@ def test_sync_uploads_only_the_run_folders_own_files(tmp_path):
     from mlflow.tracking import MlflowClient
 
     from tasnet_sweep import trial
-    from tasnet_sweep.sync import sync
+    from tasnet_sweep.commands.sync import sync
 
     outside = tmp_path / "private.txt"
     outside.write_text("not for the tracking server")

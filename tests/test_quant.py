@@ -1,4 +1,4 @@
-"""The int8 fake-quantization estimate of a plan (python -m tasnet_sweep.quant_estimate)."""
+"""The int8 fake-quantization estimate of a plan (python -m tasnet_sweep.commands.quant_error)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 from helpers import TINY, compose_cfg
 
-from tasnet_sweep.quant_estimate import run_quant_estimate
+from tasnet_sweep.commands.quant_error import run_quant_estimate
 from tasnet_sweep.runtime.quant import fake_quant
 
 SMALL = (*TINY, "model.time_len=400", "tiling=blocked",
@@ -23,7 +23,7 @@ def test_more_bits_give_a_higher_snr_and_the_result_is_written(tmp_path):
         snr[bits] = min(res["snr_db_per_source"])
     assert snr[4] < snr[8] < snr[12]
     assert 15 < snr[8] < 80  # int8 is lossy but far from noise
-    saved = json.loads((tmp_path / "quant_estimate.json").read_text())
+    saved = json.loads((tmp_path / "quant_error.json").read_text())
     assert saved["bits"] == 12 and saved["calibration_frames"] == 4
 
 

@@ -46,13 +46,13 @@ def test_a_result_json_cut_off_or_of_another_shape_reads_as_none(tmp_path, text,
 
 @pytest.mark.slow
 def test_sync_logs_the_trials_and_names_a_result_json_cut_off(tiny_trial, tmp_path, caplog):
-    from tasnet_sweep.sync import sync
+    from tasnet_sweep.commands.sync import sync
 
     result, root = tiny_trial
     cut = root / "sweep" / "1_cut"
     cut.mkdir(exist_ok=True)
     (cut / "result.json").write_text('{"schema": 1, "run_tag": "cut')  # the disk filled up
-    with caplog.at_level("WARNING", logger="tasnet_sweep.sync"):
+    with caplog.at_level("WARNING", logger="tasnet_sweep.commands.sync"):
         done = sync(root / "sweep", f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert len(done["added"]) == 1 and done["parent_run_id"]
     assert any(str(cut) in r.getMessage() and "cut off" in r.getMessage()

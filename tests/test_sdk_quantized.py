@@ -1,4 +1,4 @@
-"""quant_estimate next to the DFC's SDK_QUANTIZED emulator, unit by unit.
+"""quant_error next to the DFC's SDK_QUANTIZED emulator, unit by unit.
 
 The HARs come from a real tiled trial compiled by the hailo_dfc backend against the
 hailo_sdk_client TEST DOUBLE (tests/doubles; not a compiler): its HAR keeps the translated ONNX,
@@ -18,8 +18,8 @@ import pytest
 from helpers import DOUBLES, TINY, compose_cfg
 
 from tasnet_sweep.checks import validate
+from tasnet_sweep.commands.quant_error import run_quant_estimate
 from tasnet_sweep.config import ConfigError
-from tasnet_sweep.quant_estimate import run_quant_estimate
 
 SMALL = (*TINY, "model.time_len=408", "tiling=blocked",
          "tiling.tile_width=50", "tiling.channel_block=8", "compiler.calibration.count=4")
@@ -107,7 +107,7 @@ def test_every_unit_runs_through_both_contexts_with_its_nhwc_input(trial_dir, sd
     assert sorted(tuple(c["args"]["data"]["array_shape"]) for c in infers) == \
         sorted(tuple(u["input_nhwc"]) for u in cmp["units"] for _ in range(2))
     assert all(c["args"]["data"]["dtype"] == "float32" for c in infers)
-    saved = json.loads((out / "quant_estimate.json").read_text())
+    saved = json.loads((out / "quant_error.json").read_text())
     assert saved["sdk_quantized"]["units_compared"] == len(plan.units)
     assert "DFC SDK_QUANTIZED vs SDK_NATIVE on" in capsys.readouterr().err
 
@@ -178,7 +178,7 @@ def test_without_the_sdk_the_json_says_unavailable(trial_dir, tmp_path):
     if importlib.util.find_spec("hailo_sdk_client") is not None:
         pytest.skip("a real hailo_sdk_client is installed here")
     res, out = estimate(tmp_path, f"runtime.har_dir={trial_dir}")
-    saved = json.loads((out / "quant_estimate.json").read_text())
+    saved = json.loads((out / "quant_error.json").read_text())
     assert saved["sdk_quantized"] == {"available": False, "why": "hailo_sdk_client (Hailo's "
                                       "Dataflow Compiler) is not installed"}
     assert len(res["snr_db_per_source"]) == 2

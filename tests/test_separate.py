@@ -1,4 +1,4 @@
-"""python -m tasnet_sweep.separate: a generated two-source mixture through the plan."""
+"""python -m tasnet_sweep.commands.separate: a generated two-source mixture through the plan."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 import torch
 from helpers import REPO, TINY, compose_cfg
 
+from tasnet_sweep.commands.separate import run_separate
 from tasnet_sweep.model.convtasnet import build_model
 from tasnet_sweep.runtime.audio import read_audio, resample, wav_bytes, write_wav
 from tasnet_sweep.runtime.chunks import chunk_spans
-from tasnet_sweep.separate import run_separate
 
 SMALL = (*TINY, "model.time_len=1000")
 TILED = ("tiling=blocked", "tiling.tile_width=40", "tiling.channel_block=8")
@@ -83,7 +83,7 @@ def test_resampler_keeps_a_tone_and_removes_what_cannot_be_kept():
 
 def _cli(args, cwd):
     env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run([sys.executable, "-m", "tasnet_sweep.separate", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "tasnet_sweep.commands.separate", *args], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -143,13 +143,13 @@ def test_runtime_commands_refuse_multirun_and_bad_config_before_hydra_runs(capsy
     from tasnet_sweep.runtime.entry import main
 
     ran = []
-    assert main("tasnet_sweep.separate", lambda: ran.append(1), ["-m", "model.bn=8,16"]) == 2
-    assert main("tasnet_sweep.separate", lambda: ran.append(1), ["model.bn=0"]) == 2
+    prog = "tasnet_sweep.commands.separate"
+    assert main(prog, lambda: ran.append(1), ["-m", "model.bn=8,16"]) == 2
+    assert main(prog, lambda: ran.append(1), ["model.bn=0"]) == 2
     assert ran == []  # Hydra never started: nothing written
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[0].startswith("tasnet_sweep.separate: error: -m/--multirun is not supported")
-    assert err[1] == ("tasnet_sweep.separate: config error: model.bn=0 is invalid: expected a "
-                      "whole number >= 1")
+    assert err[0].startswith(f"{prog}: error: -m/--multirun is not supported")
+    assert err[1] == f"{prog}: config error: model.bn=0 is invalid: expected a whole number >= 1"
 
 
 def test_user_errors_become_one_line_and_exit_code_2(capsys):
@@ -159,9 +159,9 @@ def test_user_errors_become_one_line_and_exit_code_2(capsys):
 
     for exc in (ConfigError(["runtime.input is not set"]), AudioError("x.wav: not a wav"),
                 FileNotFoundError("no HEF for unit instance e0")):
-        with pytest.raises(SystemExit) as stop, user_errors("tasnet_sweep.validate"):
+        with pytest.raises(SystemExit) as stop, user_errors("tasnet_sweep.commands.check_device"):
             raise exc
         assert stop.value.code == 2
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
-    with pytest.raises(RuntimeError), user_errors("tasnet_sweep.validate"):
+    with pytest.raises(RuntimeError), user_errors("tasnet_sweep.commands.check_device"):
         raise RuntimeError("a bug is not a user error: its traceback stays")

@@ -100,7 +100,7 @@ def test_multirun_logs_one_parent_and_a_child_per_trial_from_worker_processes(sw
 
 @pytest.mark.slow
 def test_sync_of_a_level_sweep_adds_nothing(sweep):
-    from tasnet_sweep.sync import sync
+    from tasnet_sweep.commands.sync import sync
 
     cwd, uri = sweep
     done = sync(cwd / "sweep", uri)
@@ -110,7 +110,7 @@ def test_sync_of_a_level_sweep_adds_nothing(sweep):
 
 @pytest.mark.slow
 def test_compare_prints_the_trials_sorted_by_params_and_plots_them(sweep, capsys):
-    from tasnet_sweep.compare import main
+    from tasnet_sweep.commands.compare import main
 
     cwd, uri = sweep
     png = cwd / "compare.png"
@@ -133,7 +133,7 @@ def store_uri(tmp_path_factory) -> str:
 def test_compare_reads_single_trials_logged_in_process(store_uri, tmp_path, capsys):
     """The fast tier's compare: three plain trial runs, no sweep and no subprocess."""
     from tasnet_sweep import trial
-    from tasnet_sweep.compare import main
+    from tasnet_sweep.commands.compare import main
     from tasnet_sweep.tracking import log_trial
 
     small = [s for s in SMALL if not s.startswith("model.bn=")]
@@ -157,7 +157,7 @@ def test_compare_reads_single_trials_logged_in_process(store_uri, tmp_path, caps
 def test_single_run_is_a_plain_run_and_a_failure_is_reported_once_then_synced(store_uri,
                                                                                tmp_path, caplog):
     from tasnet_sweep import trial
-    from tasnet_sweep.sync import sync
+    from tasnet_sweep.commands.sync import sync
     from tasnet_sweep.tracking import log_trial
 
     uri = store_uri
@@ -176,7 +176,7 @@ def test_single_run_is_a_plain_run_and_a_failure_is_reported_once_then_synced(st
         assert log_trial(down, result, run_dir) is None
         assert log_trial(down, result, run_dir) is None
     assert len([r for r in caplog.records if "MLflow tracking failed" in r.message]) == 1
-    assert "python -m tasnet_sweep.sync" in (run_dir / "tracking_failed.txt").read_text()
+    assert "python -m tasnet_sweep.commands.sync" in (run_dir / "tracking_failed.txt").read_text()
     assert (run_dir / "result.json").is_file() and (run_dir / "summary.tsv").is_file()
 
     first, again = sync(run_dir, uri), sync(run_dir, uri)
@@ -289,7 +289,7 @@ def test_the_compare_plot_shows_pass_and_fail_at_one_size_and_parameter_free_uni
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from tasnet_sweep import compare
+    from tasnet_sweep.commands import compare
 
     rows = [{"sweep": "s", "params": 0, "verdict": "pass", "evidence": "estimate"},
             {"sweep": "s", "params": 0, "verdict": "fail", "evidence": "estimate"},

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from helpers import SMALL, run_cli
 
-from tasnet_sweep.sync import main as sync_main
-from tasnet_sweep.sync import sync
+from tasnet_sweep.commands.sync import main as sync_main
+from tasnet_sweep.commands.sync import sync
 
 BNS = (16, 24, 32)
 STARTUP_S = 150  # a loaded 2-core machine has taken ~50 s to bring the server up

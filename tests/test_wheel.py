@@ -29,8 +29,8 @@ NOT_IN_A_CLONE = shutil.ignore_patterns(".git", "outputs", "multirun", "build", 
                                         "*.egg-info", "__pycache__", ".pytest_cache", ".venv",
                                         "mlruns", "mlartifacts")
 #: the commands the README shows, each of which must answer --help from the wheel
-COMMANDS = ("agreement", "calibrate", "compare", "sync", "rebuild_summary", "separate",
-            "quant_estimate", "validate", "doctor", "gc")
+COMMANDS = ("agreement", "check_device", "compare", "doctor", "fit_profile", "gc",
+            "quant_error", "rebuild_summary", "separate", "sync")
 
 
 def _run(argv: list, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -156,7 +156,7 @@ def test_a_six_trial_frontier_search(installed):
 
 
 def test_agreement_on_the_shipped_public_table(installed):
-    out = installed.module("tasnet_sweep.agreement").stdout
+    out = installed.module("tasnet_sweep.commands.agreement").stdout
     assert "hef_success agreement: 63/63" in out
 
 
@@ -185,7 +185,7 @@ def test_every_command_answers_help(installed, command):
         assert "compiler: estimate, hailo_dfc, replay" in out
     else:  # as a module and as its console script
         script = installed.bin / f"tasnet-sweep-{command.replace('_', '-')}"
-        for out in (installed.module(f"tasnet_sweep.{command}", "--help").stdout,
+        for out in (installed.module(f"tasnet_sweep.commands.{command}", "--help").stdout,
                     installed.run(script, "--help").stdout):
             assert "usage:" in out or "== Config groups ==" in out or \
                 "Configuration groups" in out, out

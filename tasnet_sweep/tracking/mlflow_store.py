@@ -8,7 +8,7 @@ through ``.mlflow_sweep.json`` in the sweep dir.
 
 Tracking never costs a trial: the run dir and summary TSV are written before anything here
 runs.  The first failure in a sweep creates ``tracking_failed.txt`` there (O_EXCL, so it is
-reported once), later trials of that sweep skip MLflow, and ``python -m tasnet_sweep.sync``
+reported once), later trials of that sweep skip MLflow, and ``python -m tasnet_sweep.commands.sync``
 pushes whatever is missing.  MLflow is imported inside the functions that use it.
 """
 
@@ -205,7 +205,7 @@ def report_failure_once(where: str | Path, exc: BaseException, uri: str) -> bool
     first_line = redact(first_line)
     text = (f"MLflow tracking failed at {redact(uri)}: {type(exc).__name__}: {first_line}\n"
             f"Trials are still recorded in {where} (result.json per run, the summary TSV).\n"
-            f"Push them later with: python -m tasnet_sweep.sync {where}\n")
+            f"Push them later with: python -m tasnet_sweep.commands.sync {where}\n")
     try:
         where.mkdir(parents=True, exist_ok=True)
         fd = os.open(where / FAILED_MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -215,7 +215,7 @@ def report_failure_once(where: str | Path, exc: BaseException, uri: str) -> bool
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     log.warning("%s", " ".join(text.split("\n")[:1]) + " -- trials are kept locally; run "
-                f"`python -m tasnet_sweep.sync {where}` when MLflow is back")
+                f"`python -m tasnet_sweep.commands.sync {where}` when MLflow is back")
     return True
 
 
@@ -597,18 +597,18 @@ def log_job_trial(cfg, result: TrialResult, run_dir: str | Path) -> str | None:
 
 
 def log_in_background(run_dir: Path, uri: str, experiment: str) -> None:
-    """Hand a single run's logging to a detached ``python -m tasnet_sweep.sync`` (its output in
-    ``<run dir>/tracking.log``): importing MLflow and opening its store take seconds that the
-    trial need not wait for.  sync is idempotent, and a failure leaves ``tracking_failed.txt``
-    with the command to run again, as inline logging does."""
+    """Hand a single run's logging to a detached ``python -m tasnet_sweep.commands.sync`` (its
+    output in ``<run dir>/tracking.log``): importing MLflow and opening its store take seconds
+    that the trial need not wait for.  sync is idempotent, and a failure leaves
+    ``tracking_failed.txt`` with the command to run again, as inline logging does."""
     import subprocess
     import sys
 
     run_dir = Path(run_dir)
     with open(run_dir / BACKGROUND_LOG, "ab") as out:
         proc = subprocess.Popen(  # the URI goes in the environment: credentials stay off `ps`
-            [sys.executable, "-m", "tasnet_sweep.sync", str(run_dir), "--experiment", experiment,
-             "--mark-failure"], env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+            [sys.executable, "-m", "tasnet_sweep.commands.sync", str(run_dir), "--experiment",
+             experiment, "--mark-failure"], env={**os.environ, "MLFLOW_TRACKING_URI": uri},
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
     log.info("MLflow: logging this run in the background (pid %d, %s)", proc.pid,

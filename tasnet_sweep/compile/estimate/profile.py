@@ -2,8 +2,8 @@
 ``conf/hw`` or a yaml file, check it, and derive the totals the allocator works with.
 
 A profile's numbers are PUBLIC Hailo facts (product pages, public compile logs), are FITTED to
-recorded outcomes (``FITTED_FIELDS``; ``tasnet_sweep.calibrate`` refits them) or are GUESSED
-(listed in the profile's ``guessed`` field, and repeated in every estimate's log).
+recorded outcomes (``FITTED_FIELDS``; ``tasnet_sweep.commands.fit_profile`` refits them) or are
+GUESSED (listed in the profile's ``guessed`` field, and repeated in every estimate's log).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from ...config import HW_RANGES, ConfigError, HwConfig, validate_hw
 from ...resources import CONF_DIR
 
-#: the constants no datasheet gives; fitted to real outcomes, searched by calibrate
+#: the constants no datasheet gives; fitted to real outcomes, searched by fit_profile
 FITTED_FIELDS = ("memory_unit_bytes", "layer_max_clusters", "aux_layer_memory_units")
 #: the FITTED constant that stands for a hypothesis rather than a size limit seen on both sides
 HYPOTHESIS_FIELDS = ("aux_layer_memory_units",)

@@ -1,12 +1,12 @@
-"""Agreement of the estimate with the public DFC outcomes, and the calibrate round trip."""
+"""Agreement of the estimate with the public DFC outcomes, and the fit_profile round trip."""
 
 import re
 from pathlib import Path
 
 import pytest
 
-from tasnet_sweep import agreement, calibrate
-from tasnet_sweep.agreement import DEFAULT_TSV, evaluate, load_outcomes
+from tasnet_sweep.commands import agreement, fit_profile
+from tasnet_sweep.commands.agreement import DEFAULT_TSV, evaluate, load_outcomes
 from tasnet_sweep.compile.estimate.profile import CONF_HW_DIR, FITTED_FIELDS, load_profile
 from tasnet_sweep.export import export_unit
 from tasnet_sweep.model.blocks import conv1x1
@@ -69,7 +69,7 @@ def test_agreement_rejects_a_bad_override_in_one_line(capsys):
 
 
 @pytest.mark.slow
-def test_calibrate_round_trip_recovers_agreement_and_writes_a_valid_profile(tmp_path, capsys):
+def test_fit_profile_round_trip_recovers_agreement_and_writes_a_valid_profile(tmp_path, capsys):
     base = (CONF_HW_DIR / "hailo8.yaml").read_text()
     perturbed = re.sub(r"^memory_unit_bytes:.*$", "memory_unit_bytes: 16384  # perturbed",
                        base, flags=re.M)
@@ -79,7 +79,7 @@ def test_calibrate_round_trip_recovers_agreement_and_writes_a_valid_profile(tmp_
     before = evaluate(rows, load_profile(pert)).score("hef")
 
     out_yaml = tmp_path / "hw" / "hailo8_cal.yaml"
-    assert calibrate.main(["--tsv", str(DEFAULT_TSV), "--out", str(out_yaml),
+    assert fit_profile.main(["--tsv", str(DEFAULT_TSV), "--out", str(out_yaml),
                            "--base", str(pert)]) == 0
     printed = capsys.readouterr().out
     assert re.search(r"^before: hef_success agreement: {}/{}".format(*before), printed, re.M)
@@ -89,7 +89,8 @@ def test_calibrate_round_trip_recovers_agreement_and_writes_a_valid_profile(tmp_
     assert re.search(r"^after:  hef_success agreement: {}/{}".format(*after), printed, re.M)
     assert fitted.memory_unit_bytes != 16384
     text = out_yaml.read_text()
-    assert re.search(r"^memory_unit_bytes:.*# FITTED by tasnet_sweep.calibrate", text, re.M)
+    assert re.search(r"^memory_unit_bytes:.*# FITTED by tasnet_sweep.commands.fit_profile", text,
+                     re.M)
     assert "HYPOTHESIS" in text  # the aux rule stays labelled as one
     # everything but the fitted constants is the base profile's
     for key in ("clusters", "clock_mhz", "peak_tops", "arch"):
@@ -97,7 +98,7 @@ def test_calibrate_round_trip_recovers_agreement_and_writes_a_valid_profile(tmp_
     assert set(fitted.fitted()) == set(FITTED_FIELDS)
 
 
-def test_calibrate_on_a_sweep_summary_uses_its_onnx_and_skips_estimates(tmp_path, capsys):
+def test_fit_profile_on_a_sweep_summary_uses_its_onnx_and_skips_estimates(tmp_path, capsys):
     rows = []
     for cout, width, hef in ((64, 256, "true"), (256, 2000, "false"), (128, 700, "true")):
         path = tmp_path / f"c{cout}_{width}.onnx"
@@ -111,7 +112,7 @@ def test_calibrate_on_a_sweep_summary_uses_its_onnx_and_skips_estimates(tmp_path
     loaded = load_outcomes(summary)
     assert [r.spec.kind if r.spec else None for r in loaded] == ["onnx", "onnx", "onnx", None]
     out_yaml = tmp_path / "cal.yaml"
-    assert calibrate.main(["--tsv", str(summary), "--out", str(out_yaml)]) == 0
+    assert fit_profile.main(["--tsv", str(summary), "--out", str(out_yaml)]) == 0
     printed = capsys.readouterr().out
     assert "after:  hef_success agreement: 3/3" in printed
     assert "skipped: est: evidence=estimate is a prediction" in printed
@@ -125,29 +126,29 @@ def test_calibrate_on_a_sweep_summary_uses_its_onnx_and_skips_estimates(tmp_path
     ("a\tb\n1\t2\n", "lacks columns"),
     ("case\tmodule\tmodel_config\nx\tnorm\tin_chan=1\n", "lacks columns"),
 ])
-def test_calibrate_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, expected):
+def test_fit_profile_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, expected):
     tsv = tmp_path / "in.tsv"
     if content is not None:
         tsv.write_text(content)
-    assert calibrate.main(["--tsv", str(tsv), "--out", str(tmp_path / "o.yaml")]) == 2
+    assert fit_profile.main(["--tsv", str(tsv), "--out", str(tmp_path / "o.yaml")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0]
     assert not (tmp_path / "o.yaml").exists()
 
 
-def test_calibrate_rejects_an_out_path_that_is_not_yaml(tmp_path, capsys):
-    assert calibrate.main(["--out", str(tmp_path / "o.txt")]) == 2
+def test_fit_profile_rejects_an_out_path_that_is_not_yaml(tmp_path, capsys):
+    assert fit_profile.main(["--out", str(tmp_path / "o.txt")]) == 2
     assert "--out" in capsys.readouterr().err
     assert not Path(tmp_path / "o.txt").exists()
 
 
-def test_calibrate_needs_real_outcomes(tmp_path, capsys):
+def test_fit_profile_needs_real_outcomes(tmp_path, capsys):
     summary = tmp_path / "summary.tsv"
     summary.write_text("run_tag\tunit\tin_chan\tlatent_width\tevidence\thar_success\t"
                        "hef_success\tonnx_path\n"
                        "a\tencoder\t1\t1999\testimate\ttrue\tfalse\t\n"
                        "b\tencoder\t1\t999\treplay\ttrue\ttrue\t\n")
-    assert calibrate.main(["--tsv", str(summary), "--out", str(tmp_path / "o.yaml")]) == 2
+    assert fit_profile.main(["--tsv", str(summary), "--out", str(tmp_path / "o.yaml")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no real outcome (evidence: estimate, replay)" in err[0]
     assert "only real compiles" in err[0] and not (tmp_path / "o.yaml").exists()

@@ -1,6 +1,6 @@
 """Rebuild a sweep's summary TSV from its per-trial ``result.json`` files.
 
-``python -m tasnet_sweep.rebuild_summary <sweep_dir> [--name summary.tsv]``
+``python -m tasnet_sweep.commands.rebuild_summary <sweep_dir> [--name summary.tsv]``
 
 The summary is derived data: after a sweep was killed, a disk filled up or a row was edited by
 hand, this writes it again (atomically) from the trials that finished.  A trial cut off before
@@ -13,9 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
+PROG = "tasnet_sweep.commands.rebuild_summary"
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tasnet_sweep.rebuild_summary",
+    parser = argparse.ArgumentParser(prog=f"python -m {PROG}",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", help="a sweep (multirun) or run directory")
     parser.add_argument("--name", default="summary.tsv",
@@ -23,14 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sweep = Path(args.sweep_dir)
     if not sweep.is_dir():
-        print(f"tasnet_sweep.rebuild_summary: error: {sweep} is not a directory: expected a "
-              "sweep directory holding run directories with result.json", file=sys.stderr)
+        print(f"{PROG}: error: {sweep} is not a directory: expected a sweep directory holding "
+              "run directories with result.json", file=sys.stderr)
         return 2
     if "/" in args.name or args.name in ("", ".", ".."):
-        print(f"tasnet_sweep.rebuild_summary: error: --name={args.name!r} is invalid: expected "
-              "a file name without a directory", file=sys.stderr)
+        print(f"{PROG}: error: --name={args.name!r} is invalid: expected a file name without a "
+              "directory", file=sys.stderr)
         return 2
-    from .report.tsv import read_rows, rebuild
+    from ..report.tsv import read_rows, rebuild
 
     out, skipped = rebuild(sweep, args.name)
     print(f"{out}: {len(read_rows(out))} rows from {sweep}"

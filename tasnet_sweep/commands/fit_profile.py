@@ -1,6 +1,6 @@
 """Refit a hw profile's FITTED constants to recorded compile outcomes.
 
-``python -m tasnet_sweep.calibrate --tsv PATH --out conf/hw/<name>.yaml [--base hailo8]``
+``python -m tasnet_sweep.commands.fit_profile --tsv PATH --out conf/hw/<name>.yaml [--base hailo8]``
 evaluates the recorded rows (the public outcomes TSV, or a real sweep's summary.tsv) under
 every combination of candidate values for the FITTED constants, keeps the combination that
 agrees best on hef_success (then har_success; ties go to the values closest to the base
@@ -19,6 +19,7 @@ import re
 import sys
 from pathlib import Path
 
+from ..config import ConfigError
 from .agreement import (
     DEFAULT_TSV,
     EXIT_INPUT,
@@ -30,8 +31,8 @@ from .agreement import (
     pct,
     report_lines,
 )
-from .config import ConfigError
 
+PROG = "tasnet_sweep.commands.fit_profile"
 CANDIDATES = {
     "memory_unit_bytes": (256, 512, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384),
     "layer_max_clusters": (1, 2, 3, 4, 6, 8),
@@ -45,7 +46,7 @@ def _distance(values: dict, base: dict) -> float:
 
 def search(rows, graphs, base):
     """(best profile, its Evaluation, {field: constrained?}) over the candidate grid."""
-    from .compile.estimate.profile import FITTED_FIELDS
+    from ..compile.estimate.profile import FITTED_FIELDS
 
     start = base.fitted()
     grids = [sorted(set(CANDIDATES[k]) | {start[k]}) for k in FITTED_FIELDS]
@@ -72,7 +73,7 @@ def search(rows, graphs, base):
 
 def profile_yaml(base_text: str, fitted: dict, constrained: dict, provenance: str) -> str:
     """The base profile's yaml with new FITTED values and comments (other lines untouched)."""
-    from .compile.estimate.profile import HYPOTHESIS_FIELDS
+    from ..compile.estimate.profile import HYPOTHESIS_FIELDS
 
     text = base_text
     for name, value in fitted.items():
@@ -80,7 +81,7 @@ def profile_yaml(base_text: str, fitted: dict, constrained: dict, provenance: st
             continue
         pattern = re.compile(rf"^{name}:[^\n]*$", re.M)
         what = "FITTED HYPOTHESIS" if name in HYPOTHESIS_FIELDS else "FITTED"
-        line = f"{name + ':':<33}{value!s:<10} # {what} by tasnet_sweep.calibrate (see fitted_to)"
+        line = f"{name + ':':<33}{value!s:<10} # {what} by {PROG} (see fitted_to)"
         text, n = pattern.subn(lambda _m, line=line: line, text)
         if n == 0:
             text = text.rstrip("\n") + "\n" + line + "\n"
@@ -100,21 +101,21 @@ def profile_yaml(base_text: str, fitted: dict, constrained: dict, provenance: st
 def main(argv: list[str] | None = None) -> int:
     from omegaconf import OmegaConf
 
-    from .atomic import write_text
-    from .compile.estimate.profile import profile_from_node
+    from ..atomic import write_text
+    from ..compile.estimate.profile import profile_from_node
 
     args = _parser().parse_args(argv)
     out = Path(args.out)
     try:
         fit = _fit(args, out)
     except (InputError, ConfigError) as exc:
-        print(f"calibrate: {exc}", file=sys.stderr)
+        print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_INPUT
     text = _profile_text(args, fit)
     try:
         profile_from_node(OmegaConf.create(text))  # what we write must load as a valid profile
     except ConfigError as exc:  # pragma: no cover - a bug here, not bad input
-        print(f"calibrate: the refitted profile does not validate: {exc}", file=sys.stderr)
+        print(f"{PROG}: the refitted profile does not validate: {exc}", file=sys.stderr)
         return 1
     write_text(out, text)
     _print_report(args, fit)
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m tasnet_sweep.calibrate",
+    ap = argparse.ArgumentParser(prog=f"python -m {PROG}",
                                  description="Refit a hw profile's FITTED constants to recorded "
                                              "compile outcomes and write a new profile.")
     ap.add_argument("--tsv", default=str(DEFAULT_TSV),
@@ -148,7 +149,7 @@ class _Fit:
 
 def _fit(args, out: Path) -> _Fit:
     """Read the outcomes, keep the real ones, refit; InputError names what is wrong."""
-    from .compile.estimate.profile import load_profile, profile_path
+    from ..compile.estimate.profile import load_profile, profile_path
 
     if out.suffix not in (".yaml", ".yml"):
         raise InputError(f"--out {args.out!r} is invalid: expected a .yaml path such as "
@@ -176,7 +177,7 @@ def _fit(args, out: Path) -> _Fit:
 
 
 def _profile_text(args, fit: _Fit) -> str:
-    from .compile.estimate.profile import HYPOTHESIS_FIELDS
+    from ..compile.estimate.profile import HYPOTHESIS_FIELDS
 
     k, n = fit.after.score("hef")
     provenance = (f"{Path(args.tsv).name}, {n} rows, hef agreement {k}/{n}, base "
@@ -187,14 +188,14 @@ def _profile_text(args, fit: _Fit) -> str:
 
 
 def _print_report(args, fit: _Fit) -> None:
-    from .compile.estimate.profile import FITTED_FIELDS, HYPOTHESIS_FIELDS
+    from ..compile.estimate.profile import FITTED_FIELDS, HYPOTHESIS_FIELDS
 
     base, best, before, after = fit.base, fit.best, fit.before, fit.after
     archs = sorted({r.hw_arch for r in fit.usable if r.hw_arch and r.hw_arch != base.arch})
     if archs:
-        print(f"calibrate: warning: rows were recorded on {', '.join(archs)}, the base profile "
+        print(f"{PROG}: warning: rows were recorded on {', '.join(archs)}, the base profile "
               f"is {base.arch}")
-    print(f"calibrate: {args.tsv} ({len(after.verdicts)} rows evaluated, "
+    print(f"{PROG}: {args.tsv} ({len(after.verdicts)} rows evaluated, "
           f"{len(after.skipped)} skipped), base profile {args.base} (evidence=estimate)")
     print(f"before: hef_success agreement: {pct(*before.score('hef'))}; "
           f"har_success agreement: {pct(*before.score('har'))}")

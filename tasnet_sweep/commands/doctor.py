@@ -1,5 +1,5 @@
-"""``python -m tasnet_sweep.doctor [--hw hailo8]``: check the installed Hailo SDK against what
-this project's adapters call, before a sweep spends hours finding out.
+"""Check the installed Hailo SDK against what this project's adapters call, before a sweep
+spends hours finding out: ``python -m tasnet_sweep.commands.doctor [--hw hailo8]``.
 
 One line per check, ``ok`` or ``FAIL`` with the exact call and what it got:
 1. ``hailo_sdk_client`` (the DFC) and ``hailo_platform`` (HailoRT) import, and their major
@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-PROG = "tasnet_sweep.doctor"
+PROG = "tasnet_sweep.commands.doctor"
 #: the SDK calls the adapters make, with the keywords they pass (hailo_dfc.py, sdk_compare.py,
 #: tiling/executors.py, runtime/hailort_vstreams.py)
 SDK_CALLS = {
@@ -61,7 +61,7 @@ def _major(version: str) -> int | None:
 
 
 def check_versions(report: Report, hw: str) -> None:
-    from .compile.hailo_dfc import sdk_version
+    from ..compile.hailo_dfc import sdk_version
 
     want = LINES[hw]
     dfc = sdk_version()
@@ -114,9 +114,9 @@ def _tiny_unit(work: Path):
     """A 16->16 1x1 conv on 64 frames: the smallest unit shape every plan uses."""
     import torch
 
-    from .export import export_unit
-    from .model.blocks import conv1x1
-    from .model.units import Unit
+    from ..export import export_unit
+    from ..model.blocks import conv1x1
+    from ..model.units import Unit
 
     torch.manual_seed(0)
     unit = Unit("doctor_conv1x1", conv1x1(16, 16), [("input", [1, 16, 1, 64])], ["output"],
@@ -131,10 +131,10 @@ CALLS = {"translate": "runner.translate_onnx_model(onnx, net, start_node_names=,
 
 
 def check_compile(report: Report, hw: str, work: Path) -> Path | None:
-    from .compile.base import CompileRequest
-    from .compile.hailo_dfc import HailoDfcBackend
-    from .config import register_configs
-    from .config_path import config_search_path
+    from ..compile.base import CompileRequest
+    from ..compile.hailo_dfc import HailoDfcBackend
+    from ..config import register_configs
+    from ..config_path import config_search_path
 
     register_configs()
     from hydra import compose

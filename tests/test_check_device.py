@@ -1,5 +1,6 @@
-"""python -m tasnet_sweep.validate and the hailort runtime against the hailo_platform TEST
-DOUBLE (tests/doubles/hailo_platform): both HailoRT APIs, timeouts, missing HEFs."""
+"""python -m tasnet_sweep.commands.check_device and the hailort runtime against the
+hailo_platform TEST DOUBLE (tests/doubles/hailo_platform): both HailoRT APIs, timeouts, missing
+HEFs."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ import pytest
 import torch
 from helpers import TINY, compose_cfg
 
+from tasnet_sweep.commands.check_device import PATH_FILES, run_validate
+from tasnet_sweep.commands.separate import run_separate
 from tasnet_sweep.config import ConfigError
 from tasnet_sweep.model.convtasnet import build_model
 from tasnet_sweep.runtime.audio import read_audio, write_wav
-from tasnet_sweep.separate import run_separate
 from tasnet_sweep.tiling.executors import export_instances
 from tasnet_sweep.tiling.plan import build_plan
 from tasnet_sweep.tiling.weights import model_params
-from tasnet_sweep.validate import PATH_FILES, run_validate
 
 SMALL = (*TINY, "model.time_len=400", "tiling=blocked",
          "tiling.tile_width=20", "tiling.channel_block=8", "model.decoder=conv1x1_head")
@@ -60,7 +61,7 @@ def test_separate_on_hailort_double_matches_torch(hailo_platform, hef_dir, tmp_p
     assert hailo_platform.VDevice.open_devices == 0  # closed after the run
 
 
-def test_validate_writes_tables_and_metrics(hailo_platform, hef_dir, tmp_path):
+def test_check_device_writes_tables_and_metrics(hailo_platform, hef_dir, tmp_path):
     out = tmp_path / "val"
     m = run_validate(compose_cfg(*SMALL, "runtime=hailort", f"runtime.hef_dir={hef_dir}",
                                  f"runtime.output_dir={out}", "runtime.validate_repeats=1"))

@@ -1,5 +1,6 @@
-"""``python -m tasnet_sweep.sync <dir> [--uri URI] [--experiment NAME]``: push trials that are
-recorded locally but missing from MLflow (the server was down, the database locked, ...).
+"""Push trials that are recorded locally but missing from MLflow (the server was down, the
+database locked, ...): ``python -m tasnet_sweep.commands.sync <dir> [--uri URI] [--experiment
+NAME]``.
 
 ``<dir>`` is a sweep dir or a single run dir.  Each trial is recognised in MLflow by the
 ``tasnet.trial_id`` tag (a digest of its run dir) together with ``tasnet.complete``: complete
@@ -15,9 +16,10 @@ import logging
 import sys
 from pathlib import Path
 
-from .results import TrialResult, read_result
+from ..results import TrialResult, read_result
 
 log = logging.getLogger(__name__)
+PROG = "tasnet_sweep.commands.sync"
 EXIT_USAGE = 2
 EXIT_TRACKING = 1
 
@@ -42,9 +44,9 @@ def _load(run_dir: Path) -> tuple[TrialResult | None, dict]:
 
 def sync(root: str | Path, uri: str | None = None, experiment: str | None = None) -> dict:
     """Bring MLflow level with the trials under ``root``; returns counts and ids."""
-    from .atomic import write_json
-    from .tracking import mlflow_store as store
-    from .tracking.flatten import SWEEP_ID_TAG, redact
+    from ..atomic import write_json
+    from ..tracking import mlflow_store as store
+    from ..tracking.flatten import SWEEP_ID_TAG, redact
 
     root = Path(root).resolve()
     link = store.read_link(root)
@@ -76,7 +78,7 @@ def sync(root: str | Path, uri: str | None = None, experiment: str | None = None
 def _linked_uri(link: dict | None) -> str | None:
     """The store a sweep's link names, unless the link kept it redacted (the credentials then
     come from --uri or the environment)."""
-    from .tracking.flatten import redact
+    from ..tracking.flatten import redact
 
     linked = (link or {}).get("uri")
     if linked and redact(linked) != linked or "***@" in str(linked):
@@ -88,8 +90,8 @@ def _push_trials(client, experiment_id: str, runs: list[Path],
                  parent: str | None) -> tuple[list[str], int]:
     """Log the runs MLflow lacks complete (a run cut short is deleted and logged again);
     returns (run ids added, how many were there already)."""
-    from .tracking import mlflow_store as store
-    from .tracking.flatten import COMPLETE_TAG, TRIAL_ID_TAG
+    from ..tracking import mlflow_store as store
+    from ..tracking.flatten import COMPLETE_TAG, TRIAL_ID_TAG
 
     logged = store.runs_with_tag(client, experiment_id, TRIAL_ID_TAG)
     added, present = [], 0
@@ -126,10 +128,10 @@ def _existing_parent(client, experiment_id: str, link: dict | None, sweep_id: st
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .tracking.flatten import redact
+    from ..tracking.flatten import redact
 
     parser = argparse.ArgumentParser(
-        prog="python -m tasnet_sweep.sync",
+        prog="python -m tasnet_sweep.commands.sync",
         description="Push trials recorded under a sweep (or run) dir that MLflow is missing.")
     parser.add_argument("dir", help="a sweep dir (outputs/multirun/<date>/<time>) or a run dir")
     parser.add_argument("--uri", help="tracking URI (default: the sweep's own, else "
@@ -141,22 +143,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = Path(args.dir)
     if not root.is_dir():
-        print(f"tasnet_sweep.sync: {args.dir!r} is not a directory: expected a sweep or run "
-              "dir", file=sys.stderr)
+        print(f"{PROG}: {args.dir!r} is not a directory: expected a sweep or run dir",
+              file=sys.stderr)
         return EXIT_USAGE
     if not trial_dirs(root.resolve()):
-        print(f"tasnet_sweep.sync: {args.dir!r} holds no result.json: expected a sweep or run "
-              "dir written by python -m tasnet_sweep", file=sys.stderr)
+        print(f"{PROG}: {args.dir!r} holds no result.json: expected a sweep or run dir written "
+              "by python -m tasnet_sweep", file=sys.stderr)
         return EXIT_USAGE
     try:
         done = sync(root, args.uri, args.experiment)
     except Exception as exc:
         if args.mark_failure:
-            from .tracking.mlflow_store import report_failure_once, resolve_uri
+            from ..tracking.mlflow_store import report_failure_once, resolve_uri
 
             report_failure_once(root, exc, resolve_uri(args.uri))
         first = redact((str(exc).strip().splitlines() or [""])[0][:300])
-        print(f"tasnet_sweep.sync: MLflow is not reachable or refused the trials "
+        print(f"tasnet_sweep.commands.sync: MLflow is not reachable or refused the trials "
               f"({type(exc).__name__}: {first}); nothing was lost, try again later",
               file=sys.stderr)
         return EXIT_TRACKING

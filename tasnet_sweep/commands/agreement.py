@@ -1,8 +1,8 @@
 """How well the offline estimate reproduces recorded compile outcomes.
 
-``python -m tasnet_sweep.agreement [--tsv PATH] [--hw NAME|PATH] [KEY=VALUE ...]`` rebuilds the
-graph of every recorded row, runs it through the estimate (the same graph reader, costs and
-allocator as ``compiler=estimate``) and prints ``agreement: K/N (P%)`` for har_success and
+``python -m tasnet_sweep.commands.agreement [--tsv PATH] [--hw NAME|PATH] [KEY=VALUE ...]``
+rebuilds the graph of every recorded row, runs it through the estimate (the same graph reader,
+costs and allocator as ``compiler=estimate``) and prints ``agreement: K/N (P%)`` for har_success and
 hef_success, then every disagreement with its reason.
 
 Rows come from the public outcomes TSV (``module, in_chan, out_chan, latent_width, time_len,
@@ -19,8 +19,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import ConfigError
-from .resources import PUBLIC_OUTCOMES
+from ..config import ConfigError
+from ..resources import PUBLIC_OUTCOMES
 
 DEFAULT_TSV = PUBLIC_OUTCOMES
 EXIT_INPUT = 2
@@ -97,7 +97,7 @@ def _read_tsv(path: Path) -> tuple[list[dict], str]:
     if not path.is_file():
         raise InputError(f"--tsv {str(path)!r}: no such file (expected the public outcomes TSV "
                          "or a sweep's summary.tsv)")
-    from .outcome_table import TableError, read_table
+    from ..outcome_table import TableError, read_table
 
     try:
         rows, comments = read_table(path)
@@ -203,8 +203,8 @@ def _summary_row(r: dict, base: Path) -> OutcomeRow:
 
 def _unit_overrides(r: dict) -> tuple[str, ...]:
     """The overrides that rebuild a summary row's unit from its knob columns."""
-    from .model.units import WAVEFORM_UNITS
-    from .report.tsv import KNOB_COLUMNS
+    from ..model.units import WAVEFORM_UNITS
+    from ..report.tsv import KNOB_COLUMNS
 
     unit = r["unit"]
     overrides = [f"unit={unit}"]
@@ -226,7 +226,7 @@ _GRAPHS: dict[Spec, object] = {}
 
 def build_graphs(specs, net_name: str = "net") -> dict:
     """Spec -> parsed Graph (or the ParseError), exporting each new spec once per process."""
-    from .compile.estimate.graph import ParseError, read_onnx
+    from ..compile.estimate.graph import ParseError, read_onnx
 
     todo = [s for s in dict.fromkeys(specs) if s not in _GRAPHS]
     units = [s for s in todo if s.kind == "unit"]
@@ -248,9 +248,9 @@ def build_graphs(specs, net_name: str = "net") -> dict:
 def _compose_all(override_lists):
     from hydra import compose
 
-    from .checks import validate
-    from .config import register_configs
-    from .config_path import config_search_path
+    from ..checks import validate
+    from ..config import register_configs
+    from ..config_path import config_search_path
 
     register_configs()
     out = []
@@ -268,9 +268,9 @@ def _compose_all(override_lists):
 def _export(spec: Spec, cfg, path: Path) -> None:
     import torch
 
-    from .export import export_unit
-    from .model.blocks import conv1x1
-    from .model.units import Unit, build_unit
+    from ..export import export_unit
+    from ..model.blocks import conv1x1
+    from ..model.units import Unit, build_unit
 
     torch.manual_seed(0)
     if spec.kind == "conv1x1":
@@ -288,8 +288,8 @@ def evaluate(rows: list[OutcomeRow], profile, graphs: dict | None = None,
              max_utilization: float | None = None, context_switch: str = "allowed"
              ) -> Evaluation:
     """The estimate's verdict for every row that has a graph (rows without one are skipped)."""
-    from .compile.estimate.allocator import estimate_graph
-    from .compile.estimate.graph import ParseError
+    from ..compile.estimate.allocator import estimate_graph
+    from ..compile.estimate.graph import ParseError
 
     usable = [r for r in rows if r.spec is not None and (r.har is not None or r.hef is not None)]
     graphs = graphs if graphs is not None else build_graphs([r.spec for r in usable])
@@ -389,10 +389,10 @@ def _tf(value: bool | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .compile.estimate.backend import MODEL_VERSION
-    from .compile.estimate.profile import load_profile, parse_overrides
+    from ..compile.estimate.backend import MODEL_VERSION
+    from ..compile.estimate.profile import load_profile, parse_overrides
 
-    ap = argparse.ArgumentParser(prog="python -m tasnet_sweep.agreement",
+    ap = argparse.ArgumentParser(prog="python -m tasnet_sweep.commands.agreement",
                                  description="Agreement of the offline estimate with recorded "
                                              "compile outcomes.")
     ap.add_argument("--tsv", default=str(DEFAULT_TSV),

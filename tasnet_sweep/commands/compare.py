@@ -1,10 +1,11 @@
-"""``python -m tasnet_sweep.compare``: the trials of one or more sweeps side by side, from MLflow.
+"""The trials of one or more sweeps side by side, from MLflow (``python -m
+tasnet_sweep.commands.compare``).
 
 Sweeps run on other days, machines or compiler versions land in the same store; this prints
 their trials as one table sorted by model size (params), with verdict and evidence kind, and
 draws them as one lane per sweep (x: params, colour: verdict, marker: evidence).
 
-    python -m tasnet_sweep.compare [--uri URI] [--experiment NAME ...] [--parent RUN_ID]
+    python -m tasnet_sweep.commands.compare [--uri URI] [--experiment NAME ...] [--parent RUN_ID]
                                    [--png PATH]
 """
 
@@ -27,7 +28,7 @@ def trial_rows(uri: str, experiments: list[str] | None = None,
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from .tracking.flatten import KIND_TAG
+    from ..tracking.flatten import KIND_TAG
 
     mlflow.set_tracking_uri(uri)
     where = f"tags.`{KIND_TAG}` = 'trial'"
@@ -108,7 +109,7 @@ def plot(rows: list[dict], path: str | Path) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    from .report.plots import save_png
+    from ..report.plots import save_png
 
     sweeps = sorted({r["sweep"] for r in rows})
     fig, ax = plt.subplots(figsize=(9, 1.6 + 0.5 * len(sweeps)))
@@ -137,7 +138,7 @@ def plot(rows: list[dict], path: str | Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tasnet_sweep.compare",
+        prog="python -m tasnet_sweep.commands.compare",
         description="Trials of one or more sweeps from MLflow, sorted by params.")
     parser.add_argument("--uri", help="tracking URI (default: $MLFLOW_TRACKING_URI, else "
                         "sqlite:///outputs/mlflow.db)")
@@ -146,23 +147,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent", help="only the trials of this sweep (its parent run id)")
     parser.add_argument("--png", help="also draw the trials into this PNG")
     args = parser.parse_args(argv)
-    from .tracking.mlflow_store import resolve_uri
+    from ..tracking.mlflow_store import resolve_uri
 
     uri = args.uri or None
     if uri is None or uri.startswith("sqlite:///"):
         db = Path(resolve_uri(uri, create=False)[len("sqlite:///"):])
         if not db.is_file():
-            print(f"tasnet_sweep.compare: no MLflow store at {db}: expected --uri or "
+            print(f"tasnet_sweep.commands.compare: no MLflow store at {db}: expected --uri or "
                   "$MLFLOW_TRACKING_URI naming a store that sweeps logged to", file=sys.stderr)
             return 2
     try:
         rows = trial_rows(resolve_uri(uri), args.experiment, args.parent)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [""])[0][:300]
-        print(f"tasnet_sweep.compare: {type(exc).__name__}: {first}", file=sys.stderr)
+        print(f"tasnet_sweep.commands.compare: {type(exc).__name__}: {first}", file=sys.stderr)
         return 1
     if not rows:
-        print("tasnet_sweep.compare: no trial runs found"
+        print("tasnet_sweep.commands.compare: no trial runs found"
               + (f" in experiment(s) {', '.join(args.experiment)}" if args.experiment else "")
               + (f" under parent {args.parent}" if args.parent else ""), file=sys.stderr)
         return 1

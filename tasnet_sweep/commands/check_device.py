@@ -1,5 +1,5 @@
-"""``python -m tasnet_sweep.validate runtime=hailort runtime.hef_dir=<dir>``: on the target,
-parity and latency of every unit instance and of the stitched chain against PyTorch.
+"""On the target, parity and latency of every unit instance and of the stitched chain against
+PyTorch: ``python -m tasnet_sweep.commands.check_device runtime=hailort runtime.hef_dir=<dir>``.
 
 Writes into ``runtime.output_dir``: ``hef_units_summary.tsv`` (one row per unit instance),
 ``hef_tiled_decoder_path_summary.tsv``, ``hef_tiled_masker_path_summary.tsv``,
@@ -17,11 +17,11 @@ from pathlib import Path
 import hydra
 import numpy as np
 
-from .config import register_configs
-from .resources import CONF_PKG
-from .runtime.entry import command, user_errors
+from ..config import register_configs
+from ..resources import CONF_PKG
+from ..runtime.entry import command, user_errors
 
-PROG = "tasnet_sweep.validate"
+PROG = "tasnet_sweep.commands.check_device"
 register_configs()
 PATH_FILES = {"decoder": "hef_tiled_decoder_path_summary.tsv",
               "masker": "hef_tiled_masker_path_summary.tsv",
@@ -36,8 +36,8 @@ def _tsv(rows: list[dict], cols: list[str]) -> str:
 
 def unit_rows(dep, executor, reference, repeats: int, seed: int = 0) -> list[dict]:
     """Every instance on one random tile: max |runtime - torch| and mean ms per call."""
-    from .progress import iterate
-    from .tiling.parity import si_snr_db
+    from ..progress import iterate
+    from ..tiling.parity import si_snr_db
 
     rng = np.random.default_rng(seed)
     rows = []
@@ -60,8 +60,8 @@ def unit_rows(dep, executor, reference, repeats: int, seed: int = 0) -> list[dic
 
 def chain_rows(dep, executor, lengths: list[int], repeats: int) -> tuple[dict, dict]:
     """Parity rows per path (decoder, masker, full) and the full chain's timing."""
-    from .runtime.chunks import run_timed
-    from .tiling.parity import measure_parity
+    from ..runtime.chunks import run_timed
+    from ..tiling.parity import measure_parity
 
     by_path: dict[str, list[dict]] = {p: [] for p in PATH_FILES}
     for n, length in enumerate(lengths):
@@ -82,10 +82,10 @@ def chain_rows(dep, executor, lengths: list[int], repeats: int) -> tuple[dict, d
 
 
 def run_validate(cfg) -> dict:
-    from .atomic import write_json, write_text
-    from .runtime.session import TimedExecutor, load_deployment, make_executor
-    from .tiling.executors import TorchExecutor
-    from .tiling.run import parity_lengths_for
+    from ..atomic import write_json, write_text
+    from ..runtime.session import TimedExecutor, load_deployment, make_executor
+    from ..tiling.executors import TorchExecutor
+    from ..tiling.run import parity_lengths_for
 
     r = cfg.runtime
     dep = load_deployment(cfg)
@@ -130,7 +130,7 @@ def run_validate(cfg) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="config")
-def validate_app(cfg) -> None:
+def check_device_app(cfg) -> None:
     with user_errors(PROG):
         run_validate(cfg)
 
@@ -138,7 +138,7 @@ def validate_app(cfg) -> None:
 ABOUT = ("parity and latency of every unit and of the stitched chain against PyTorch "
          "(runtime=hailort runtime.hef_dir=DIR on the target)")
 
-main = command(PROG, validate_app, ABOUT)
+main = command(PROG, check_device_app, ABOUT)
 
 
 if __name__ == "__main__":

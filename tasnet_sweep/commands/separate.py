@@ -1,4 +1,4 @@
-"""``python -m tasnet_sweep.separate runtime.input=mix.wav``: one .wav per source.
+"""``python -m tasnet_sweep.commands.separate runtime.input=mix.wav``: one .wav per source.
 
 The mixture goes through the M4 plan (``tiling=none|temporal|blocked``) on ``runtime=torch``,
 ``onnxruntime`` or ``hailort``, in chunks of ``runtime.chunk_len`` samples (null: the model's
@@ -15,18 +15,18 @@ from pathlib import Path
 
 import hydra
 
-from .config import ConfigError, register_configs
-from .resources import CONF_PKG
-from .runtime.entry import command, user_errors
+from ..config import ConfigError, register_configs
+from ..resources import CONF_PKG
+from ..runtime.entry import command, user_errors
 
-PROG = "tasnet_sweep.separate"
+PROG = "tasnet_sweep.commands.separate"
 register_configs()
 
 
 def load_mixture(cfg, model_rate: int, min_samples: int = 1) -> tuple:
     """(mono samples at the model's rate, facts about the input); bad input raises.
     ``min_samples``: the fewest the model can take (one encoder window)."""
-    from .runtime.audio import read_audio, resample, to_mono
+    from ..runtime.audio import read_audio, resample, to_mono
 
     r = cfg.runtime
     if not r.input:
@@ -65,10 +65,10 @@ def device_metrics(executor, audio_s: float) -> dict | None:
 
 def run_separate(cfg) -> dict:
     """Separate ``runtime.input``; returns the metrics that were written."""
-    from .atomic import write_json
-    from .runtime.audio import resample, write_wav
-    from .runtime.chunks import separate_file
-    from .runtime.session import TimedExecutor, load_deployment, make_executor
+    from ..atomic import write_json
+    from ..runtime.audio import resample, write_wav
+    from ..runtime.chunks import separate_file
+    from ..runtime.session import TimedExecutor, load_deployment, make_executor
 
     r = cfg.runtime
     if not r.checkpoint and not r.random_weights:

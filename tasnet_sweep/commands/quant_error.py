@@ -1,9 +1,9 @@
-"""``python -m tasnet_sweep.quant_estimate``: how much an int8 deployment of the plan would
+"""``python -m tasnet_sweep.commands.quant_error``: how much an int8 deployment of the plan would
 change the separated sources (per-source SNR against float, in dB), before compiling.
 
 Calibration waveforms come from ``compiler.calibration`` (synthetic, npz or wav_dir, at
 ``model.time_len`` samples); the evaluation signal is ``runtime.input`` when given, else a fresh
-seeded signal.  Writes ``quant_estimate.json`` into ``runtime.output_dir``.
+seeded signal.  Writes ``quant_error.json`` into ``runtime.output_dir``.
 
 With ``runtime.sdk_compare=auto`` (the default), ``hailo_sdk_client`` installed and
 ``runtime.har_dir`` pointing at a tiled trial compiled with ``compiler=hailo_dfc``, each distinct
@@ -20,20 +20,20 @@ from pathlib import Path
 import hydra
 import numpy as np
 
-from .config import register_configs
-from .resources import CONF_PKG
-from .runtime.entry import command, user_errors
+from ..config import register_configs
+from ..resources import CONF_PKG
+from ..runtime.entry import command, user_errors
 
-PROG = "tasnet_sweep.quant_estimate"
+PROG = "tasnet_sweep.commands.quant_error"
 register_configs()
 
 
 def run_quant_estimate(cfg) -> dict:
-    from .atomic import write_json
-    from .compile.calibration import load_calibration
-    from .runtime.quant import calibrate_ranges, estimate
-    from .runtime.sdk_compare import compare_units, locate
-    from .runtime.session import load_deployment
+    from ..atomic import write_json
+    from ..compile.calibration import load_calibration
+    from ..runtime.quant import calibrate_ranges, estimate
+    from ..runtime.sdk_compare import compare_units, locate
+    from ..runtime.session import load_deployment
 
     r = cfg.runtime
     dep = load_deployment(cfg)
@@ -57,12 +57,12 @@ def run_quant_estimate(cfg) -> dict:
                   calibration=cfg.compiler.calibration.source,
                   evaluation=r.input or "seeded noise", evidence="cpu_emulation",
                   sdk_quantized=sdk)
-    write_json(Path(r.output_dir) / "quant_estimate.json", result)
+    write_json(Path(r.output_dir) / "quant_error.json", result)
     snrs = ", ".join(f"{s:.1f}" for s in result["snr_db_per_source"])
     print(f"{PROG}: int{r.quant_bits} ({r.weight_quant} weights) SNR per source vs float: "
           f"{snrs} dB", file=sys.stderr)
     print(f"{PROG}: {sdk_line(sdk)}", file=sys.stderr)
-    print(f"{PROG}: wrote {Path(r.output_dir) / 'quant_estimate.json'}", file=sys.stderr)
+    print(f"{PROG}: wrote {Path(r.output_dir) / 'quant_error.json'}", file=sys.stderr)
     return result
 
 
@@ -74,13 +74,13 @@ def sdk_line(sdk: dict) -> str:
     head = (f"DFC SDK_QUANTIZED vs SDK_NATIVE on {len(rows)}/{sdk['units_total']} distinct "
             "units")
     if not rows:
-        return head + " (none ran; see quant_estimate.json)"
+        return head + " (none ran; see quant_error.json)"
     worst = min(rows, key=lambda u: u["sdk_quantized_snr_db"])
     text = (f"{head}: worst {worst['sdk_quantized_snr_db']:.1f} dB ({worst['unit']}; our CPU "
             f"estimate for it {worst['cpu_fake_quant_snr_db']:.1f} dB)")
     odd = [u["unit"] for u in rows if not u["same_unit"]] + \
         [u["unit"] for u in sdk["units"] if "error" in u]
-    return text + (f"; check {', '.join(odd)} in quant_estimate.json" if odd else "")
+    return text + (f"; check {', '.join(odd)} in quant_error.json" if odd else "")
 
 
 @hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="config")
@@ -90,7 +90,7 @@ def quant_app(cfg) -> None:
 
 
 ABOUT = ("SNR per source of an int8 emulation of the plan against float, written to "
-         "runtime.output_dir/quant_estimate.json")
+         "runtime.output_dir/quant_error.json")
 
 main = command(PROG, quant_app, ABOUT)
 

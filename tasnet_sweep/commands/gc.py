@@ -1,5 +1,5 @@
-"""``python -m tasnet_sweep.gc [--outputs outputs] [--dry-run]``: free the disk that nothing
-refers to any more.
+"""Free the disk that nothing refers to any more:
+``python -m tasnet_sweep.commands.gc [--outputs outputs] [--dry-run]``.
 
 What is kept:
 - a run folder (one with ``result.json`` under ``<outputs>/runs`` or ``<outputs>/multirun``)
@@ -22,9 +22,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from .results import read_result
+from ..results import read_result
 
-PROG = "tasnet_sweep.gc"
+PROG = "tasnet_sweep.commands.gc"
 
 
 def _size(path: Path) -> int:
