@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_bytes
+
 
 @dataclass
 class ExportResult:
@@ -69,8 +71,6 @@ def graph_macs(model) -> int:
 def export_unit(unit, path: str | Path, opset: int = 13, seed: int = 0) -> ExportResult:
     import onnx
     import torch
-
-    from .atomic import write_bytes
 
     path = Path(path)
     t0 = time.perf_counter()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from importlib import metadata
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -18,9 +17,16 @@ from omegaconf import OmegaConf
 from . import __version__
 from .atomic import write_json, write_text
 from .checks import validate
+from .compile import make_backend
+from .compile.base import STAGES, CompileOutcome, CompileRequest, Failure, StageResult
+from .compile.cache import CachedBackend, CompileCache, TrialCache, key_of
+from .compile.failures import write_failure_files
 from .config import ConfigError
+from .model.catalog import WAVEFORM_UNITS
 from .report.tsv import KNOB_COLUMNS, append_row
 from .results import RESULT_SCHEMA, TrialResult
+from .tiling.plan import SAMPLE_RATE
+from .tiling.run import run_tiled
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +36,8 @@ def knobs_of(cfg) -> dict:
 
 
 def _versions() -> dict:
+    from importlib import metadata  # reads every installed distribution: only when a trial runs
+
     found = {"tasnet_sweep": __version__}
     for dist in ("torch", "onnx"):
         try:
@@ -41,8 +49,6 @@ def _versions() -> dict:
 
 def recipe_key(cfg, backend, hw: dict) -> str:
     """Everything that determines a trial's record, without building anything."""
-    from .compile.cache import key_of
-
     plain = {k: OmegaConf.to_container(cfg[k], resolve=True)
              for k in ("model", "unit", "export", "tiling")}
     return key_of("trial", RESULT_SCHEMA, _versions(), plain, hw, backend.name,
@@ -54,7 +60,6 @@ def run(cfg, run_dir: str | Path, summary_path: str | Path | None = None) -> Tri
     problems = validate(cfg)
     if problems:
         raise ConfigError(problems)
-    from .compile import make_backend
 
     backend = make_backend(cfg.compiler, cfg.hw)  # a missing SDK or replay file stops here
     run_dir = Path(run_dir)
@@ -84,8 +89,6 @@ def run(cfg, run_dir: str | Path, summary_path: str | Path | None = None) -> Tri
         result.status = "parity_fail"
         log.warning("ONNX parity %.3g exceeds export.parity_tol=%g", parity, cfg.export.parity_tol)
     if outcome.failure is not None:
-        from .compile.failures import write_failure_files
-
         write_failure_files(outcome.failure, run_dir, evidence=outcome.evidence)
     result.seconds = time.perf_counter() - t0
     result.summary = summary_row(cfg, result, run_dir)
@@ -105,8 +108,6 @@ def _one_hef_deploy(cfg, outcome) -> dict:
     """An untiled trial's graph is one HEF: configured once, nothing to switch between while
     it runs chunk after chunk.  For the whole model the estimate's FPS bound gives a real-time
     factor (an estimate, labelled so)."""
-    from .tiling.plan import SAMPLE_RATE
-
     out = {"n_hefs": 1, "distinct_units": 1,
            "max_configured_networks": int(cfg.hw.max_configured_networks),
            "configure_waves_per_audio_s": 0.0, "configures_per_audio_s": 0.0,
@@ -122,8 +123,6 @@ def _one_hef_deploy(cfg, outcome) -> dict:
 def _within_deploy_limit(cfg, outcome, deploy: dict):
     """``tiling.max_hefs``: a plan that compiles but needs more HEFs fails its compile stage
     with family ``deploy_limit`` (more HEFs than a deployment may hold is not a result)."""
-    from .compile.base import Failure
-
     limit, n = cfg.tiling.max_hefs, deploy["n_hefs"]
     if limit is None or n <= limit or outcome.failure is not None:
         return outcome
@@ -136,8 +135,6 @@ def _within_deploy_limit(cfg, outcome, deploy: dict):
 
 
 def _caches(cfg):
-    from .compile.cache import CompileCache, TrialCache
-
     return TrialCache(cfg.compiler.cache_dir), CompileCache(cfg.compiler.cache_dir)
 
 
@@ -160,7 +157,6 @@ def _fresh(cfg, backend, hw, run_dir: Path):
     """Build, export, check and compile the unit; store the record for the next time."""
     import torch
 
-    from .compile.base import CompileRequest
     from .export import export_unit, onnx_parity
     from .model.units import build_unit, count_params
 
@@ -205,9 +201,6 @@ def _fresh(cfg, backend, hw, run_dir: Path):
 
 def _tiled(cfg, backend, hw, run_dir: Path):
     """Plan the model into small units, compile each distinct one, check the stitched output."""
-    from .compile.cache import CachedBackend, CompileCache
-    from .tiling.run import run_tiled
-
     if cfg.compiler.cache:
         backend = CachedBackend(backend, CompileCache(cfg.compiler.cache_dir), hw)
     plan = run_tiled(cfg, run_dir, backend)
@@ -217,8 +210,6 @@ def _tiled(cfg, backend, hw, run_dir: Path):
 def _tiled_outcome(backend, plan: dict):
     """One outcome for the whole plan: a stage passes when every distinct unit passes it; the
     first failing unit's failure, named, is the plan's."""
-    from .compile.base import STAGES, CompileOutcome, StageResult
-
     units = plan["units"]
     outcomes = [CompileOutcome.from_dict(u["compile"]) for u in units]
     first_bad = next((o for o in outcomes if o.failure is not None), None)
@@ -276,7 +267,6 @@ def _check_calibration(cfg, backend, unit) -> dict:
     """The calibration shapes this unit takes; a user's file is checked here for every backend,
     so a mismatch stops before any compile (the real compiler loads it again in its child)."""
     from .compile.calibration import load_calibration, nhwc_shape
-    from .model.catalog import WAVEFORM_UNITS
 
     cal = cfg.compiler.calibration
     if cal.source != "synthetic" and backend.name != "hailo_dfc":

@@ -1,15 +1,22 @@
 """The package's import graph has no cycle, counting imports inside functions too: a cycle
-hidden by a function-level import is still two modules that cannot be understood apart."""
+hidden by a function-level import is still two modules that cannot be understood apart.  And an
+import of the package's own modules sits inside a function only where it is the boundary to a
+third-party library the importing module does not load (torch, numpy, hydra, ...)."""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
 from helpers import REPO
 
 PACKAGE = REPO / "tasnet_sweep"
+#: entry points that import some of the package inside functions on purpose: the CLI answers
+#: --help and config errors without loading what a trial needs, the Hydra app loads trial and
+#: tracking when a job runs, and make_backend loads only the backend the config names
+LEAN_ENTRY_POINTS = ("tasnet_sweep.cli", "tasnet_sweep.app", "tasnet_sweep.compile")
 
 
 def _modules() -> dict[str, Path]:
@@ -42,6 +49,71 @@ def import_graph() -> dict[str, set[str]]:
                 continue
             graph[name] |= {t for t in targets if t in modules and t != name}
     return graph
+
+
+def _top_level_nodes(tree: ast.Module):
+    """Statements that run when the module is imported (not those inside functions)."""
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        yield node
+        if isinstance(node, (ast.If, ast.Try, ast.ClassDef, ast.With)):
+            todo += [n for n in ast.iter_child_nodes(node) if isinstance(n, ast.stmt)]
+
+
+def _function_imports(tree: ast.Module):
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for inner in ast.walk(node):
+                if isinstance(inner, (ast.Import, ast.ImportFrom)):
+                    yield inner
+
+
+def _targets(node, name: str, path: Path, modules) -> tuple[list[str], list[str]]:
+    """(package modules, third-party top-level packages) one import statement names."""
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+        return ([n for n in names if n in modules],
+                [n.split(".")[0] for n in names if n.split(".")[0] != "tasnet_sweep"])
+    if node.level == 0:
+        root = (node.module or "").split(".")[0]
+        if root != "tasnet_sweep":
+            return [], [root] if root != "__future__" else []
+        base = node.module
+    else:
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        parts = package.split(".")
+        base = ".".join([*parts[:len(parts) - node.level + 1], *([node.module] if node.module
+                                                                  else [])])
+    subs = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in modules]
+    return subs + ([base] if base in modules else []), []
+
+
+def third_party_closure() -> dict[str, set[str]]:
+    """module -> the third-party packages importing it loads (module-level imports, its own and
+    its parent packages', followed through the package; standard library left out)."""
+    modules = _modules()
+    direct: dict[str, tuple[set[str], set[str]]] = {}
+    for name, path in modules.items():
+        inner, outer = set(), set()
+        for node in _top_level_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                found, third = _targets(node, name, path, modules)
+                inner |= set(found)
+                outer |= {t for t in third if t not in sys.stdlib_module_names}
+        parents = name.split(".")
+        inner |= {".".join(parents[:i]) for i in range(1, len(parents))} & set(modules)
+        direct[name] = (inner - {name}, outer)
+    closure = {}
+    for name in modules:
+        seen, todo, third = {name}, [name], set()
+        while todo:
+            inner, outer = direct[todo.pop()]
+            third |= outer
+            todo += [m for m in inner if m not in seen]
+            seen |= inner
+        closure[name] = third
+    return closure
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -96,6 +168,25 @@ def test_the_graph_is_read_right():
 
 def test_the_package_has_no_import_cycle():
     assert cycles(import_graph()) == []
+
+
+def test_an_own_module_is_imported_in_a_function_only_at_a_third_party_boundary():
+    """Moving such an import to the module top would load a library the module does not
+    load now; any other function-level import of the package belongs at the top (but for the
+    few entry points that stay lean on purpose)."""
+    modules, closure = _modules(), third_party_closure()
+    assert "torch" in closure["tasnet_sweep.model.units"]
+    assert "torch" not in closure["tasnet_sweep.trial"] | closure["tasnet_sweep.cli"]
+    movable = []
+    for name, path in modules.items():
+        if name in LEAN_ENTRY_POINTS:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in _function_imports(tree):
+            found, _ = _targets(node, name, path, modules)
+            if found and set().union(*(closure[m] for m in found)) <= closure[name]:
+                movable.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert movable == []
 
 
 @pytest.mark.parametrize("module", ["tasnet_sweep.cli", "tasnet_sweep.checks"])

@@ -38,7 +38,7 @@ class CountingBackend(base.CompileBackend):
 @pytest.fixture
 def counting(monkeypatch):
     CountingBackend.calls = []
-    monkeypatch.setattr("tasnet_sweep.compile.make_backend", lambda c, h: CountingBackend())
+    monkeypatch.setattr("tasnet_sweep.trial.make_backend", lambda c, h: CountingBackend())
     return CountingBackend.calls
 
 

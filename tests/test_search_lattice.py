@@ -4,6 +4,7 @@ monotone oracles (no compiles)."""
 from __future__ import annotations
 
 import itertools
+import types
 
 import numpy as np
 import optuna
@@ -280,6 +281,94 @@ def test_optuna_samplers_reach_the_frontier_and_never_compile_twice(tmp_path, sa
     assert len(launched) == len(set(launched)) == state.compiled_now
     compiled = [t for t in study.study.get_trials() if t.user_attrs.get("compiled")]
     assert len(compiled) == len(launched)
+
+
+def test_every_search_sampler_name_has_a_proposer():
+    from tasnet_sweep.config import SEARCH_SAMPLERS
+    from tasnet_sweep.search.proposers import PROPOSERS, OptunaProposer, make_proposer
+
+    assert list(PROPOSERS) == list(SEARCH_SAMPLERS)
+    lat = Lattice.from_spec({"model.bn": [16, 32]})
+    assert isinstance(make_proposer("frontier", lat, None), FrontierSampler)
+    assert isinstance(make_proposer("tpe", lat, None), OptunaProposer)
+
+
+@pytest.mark.parametrize("override, words", [
+    ("search.batch_size=0", ["search.batch_size=0", ">= 1"]),
+    ("search.sampler=bogus", ["search.sampler='bogus'", "frontier, tpe, random, grid"]),
+])
+def test_the_config_check_holds_the_driver_to_a_known_sampler_and_a_batch(override, words):
+    """driver.run does not check them again: the config check before any work does."""
+    from tasnet_sweep.cli import preflight
+
+    problems = preflight(["-m", "search=encoder_width", override])
+    assert len(problems) == 1 and all(w in problems[0] for w in words), problems
+
+
+def test_any_object_with_the_proposer_protocol_drives_the_search(tmp_path):
+    """driver.run takes a Proposer as well as a search.sampler name; its proposals go through
+    the same claim / launch / record step, so the study keeps the usual records."""
+    lat = Lattice.from_spec({"model.n_blocks": [1, 2, 4, 8], "model.bn": [32, 64, 128]})
+    oracle = random_oracle(lat, 2, generators=2)
+    calls = []
+
+    class InGridOrder:
+        exhaustive = True
+
+        def propose(self, knowledge, room, pending=(), allowed=None):
+            calls.append(room)
+            return [p for p in map(tuple, lat.points())
+                    if knowledge.outcome(p) is None and p not in pending][:room]
+
+    launched: list = []
+    path = str(tmp_path / "p.journal")
+    state = driver.run(lat, FrontierStudy(lat, "p", path),
+                       oracle_launcher(lat, oracle, launched), sampler=InGridOrder(),
+                       batch_size=2)
+    assert state.knowledge.complete and (state.knowledge.status == grid_of(lat, oracle)).all()
+    assert calls and set(calls) <= {2} and len(launched) == len(set(launched))
+    again = FrontierStudy(lat, "p", path)  # reopening checks every compiled trial's record
+    knowledge, records = again.load()
+    assert set(knowledge.observed) == set(launched) and len(records) == len(launched)
+    compiled = [t for t in again.study.get_trials() if t.user_attrs.get("compiled")]
+    assert all(t.state.name in ("COMPLETE", "FAIL") for t in compiled)
+
+
+@pytest.mark.parametrize("sampler", ["frontier", "tpe", "random", "grid"])
+def test_every_sampler_leaves_a_config_another_worker_holds_to_that_worker(tmp_path, sampler,
+                                                                            monkeypatch):
+    """The frontier sampler and Optuna's go through one step: a configuration claimed by
+    another worker is not compiled again; the run waits for that worker's answer and takes it
+    in from the study."""
+    lat = Lattice.from_spec({"model.n_blocks": [1, 2, 4, 8], "model.bn": [32, 64, 128]})
+    oracle = random_oracle(lat, 2, generators=2)
+    truth = grid_of(lat, oracle)
+    maximal, minimal = certificate(lat, truth)
+    held = tuple(maximal[0])  # only a compile of it can tell its answer
+    path = str(tmp_path / f"{sampler}.journal")
+    other = FrontierStudy(lat, "w", path, sampler=sampler)
+    claim = other.claim(held)
+    assert claim is not None
+    waits = []
+
+    def other_worker_answers(seconds):  # the run waits for the held config: it gets answered
+        waits.append(seconds)
+        if len(waits) == 1:
+            other.record_claimed(claim, held, oracle_launcher(lat, oracle, [])([held])[0])
+
+    monkeypatch.setattr(driver, "time", types.SimpleNamespace(sleep=other_worker_answers))
+    launched: list = []
+    study = FrontierStudy(lat, "w", path, sampler=sampler)
+    state = driver.run(lat, study, oracle_launcher(lat, oracle, launched), sampler=sampler)
+    assert held not in launched and len(launched) == len(set(launched))
+    assert waits and state.knowledge.complete and (state.knowledge.status == truth).all()
+    assert state.knowledge.evidence(held) == "observed" and state.records[held]["trial"] == \
+        claim.number
+    trials = study.study.get_trials()
+    compiled = [lat.point_of(t.params) for t in trials if t.user_attrs.get("compiled")]
+    assert sorted(compiled) == sorted([*launched, held])  # each compiled once, by one worker
+    lost = [t for t in trials if "claim_lost_to" in t.system_attrs]
+    assert lost and all(t.system_attrs["claim_lost_to"] == claim.number for t in lost)
 
 
 def test_reports_name_the_certificate_and_the_largest_passing_config(tmp_path):

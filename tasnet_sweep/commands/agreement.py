@@ -19,7 +19,15 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import ConfigError
+from ..checks import validate
+from ..compile.estimate.allocator import estimate_graph
+from ..compile.estimate.backend import MODEL_VERSION
+from ..compile.estimate.graph import ParseError, read_onnx
+from ..compile.estimate.profile import load_profile, parse_overrides
+from ..config import ConfigError, register_configs
+from ..config_path import config_search_path
+from ..outcome_table import TableError, read_table
+from ..report.tsv import KNOB_COLUMNS
 from ..resources import PUBLIC_OUTCOMES
 
 DEFAULT_TSV = PUBLIC_OUTCOMES
@@ -97,7 +105,6 @@ def _read_tsv(path: Path) -> tuple[list[dict], str]:
     if not path.is_file():
         raise InputError(f"--tsv {str(path)!r}: no such file (expected the public outcomes TSV "
                          "or a sweep's summary.tsv)")
-    from ..outcome_table import TableError, read_table
 
     try:
         rows, comments = read_table(path)
@@ -204,7 +211,6 @@ def _summary_row(r: dict, base: Path) -> OutcomeRow:
 def _unit_overrides(r: dict) -> tuple[str, ...]:
     """The overrides that rebuild a summary row's unit from its knob columns."""
     from ..model.units import WAVEFORM_UNITS
-    from ..report.tsv import KNOB_COLUMNS
 
     unit = r["unit"]
     overrides = [f"unit={unit}"]
@@ -226,8 +232,6 @@ _GRAPHS: dict[Spec, object] = {}
 
 def build_graphs(specs, net_name: str = "net") -> dict:
     """Spec -> parsed Graph (or the ParseError), exporting each new spec once per process."""
-    from ..compile.estimate.graph import ParseError, read_onnx
-
     todo = [s for s in dict.fromkeys(specs) if s not in _GRAPHS]
     units = [s for s in todo if s.kind == "unit"]
     cfgs = _compose_all([s.args for s in units]) if units else []
@@ -247,10 +251,6 @@ def build_graphs(specs, net_name: str = "net") -> dict:
 
 def _compose_all(override_lists):
     from hydra import compose
-
-    from ..checks import validate
-    from ..config import register_configs
-    from ..config_path import config_search_path
 
     register_configs()
     out = []
@@ -288,9 +288,6 @@ def evaluate(rows: list[OutcomeRow], profile, graphs: dict | None = None,
              max_utilization: float | None = None, context_switch: str = "allowed"
              ) -> Evaluation:
     """The estimate's verdict for every row that has a graph (rows without one are skipped)."""
-    from ..compile.estimate.allocator import estimate_graph
-    from ..compile.estimate.graph import ParseError
-
     usable = [r for r in rows if r.spec is not None and (r.har is not None or r.hef is not None)]
     graphs = graphs if graphs is not None else build_graphs([r.spec for r in usable])
     by_spec: dict[Spec, Verdict] = {}
@@ -389,9 +386,6 @@ def _tf(value: bool | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..compile.estimate.backend import MODEL_VERSION
-    from ..compile.estimate.profile import load_profile, parse_overrides
-
     ap = argparse.ArgumentParser(prog="python -m tasnet_sweep.commands.agreement",
                                  description="Agreement of the offline estimate with recorded "
                                              "compile outcomes.")

@@ -17,9 +17,16 @@ from pathlib import Path
 import hydra
 import numpy as np
 
+from ..atomic import write_json, write_text
 from ..config import register_configs
+from ..progress import iterate
 from ..resources import CONF_PKG
+from ..runtime.chunks import run_timed
 from ..runtime.entry import command, user_errors
+from ..runtime.session import TimedExecutor, load_deployment, make_executor
+from ..tiling.executors import TorchExecutor
+from ..tiling.parity import measure_parity, si_snr_db
+from ..tiling.run import parity_lengths_for
 
 PROG = "tasnet_sweep.commands.check_device"
 register_configs()
@@ -36,9 +43,6 @@ def _tsv(rows: list[dict], cols: list[str]) -> str:
 
 def unit_rows(dep, executor, reference, repeats: int, seed: int = 0) -> list[dict]:
     """Every instance on one random tile: max |runtime - torch| and mean ms per call."""
-    from ..progress import iterate
-    from ..tiling.parity import si_snr_db
-
     rng = np.random.default_rng(seed)
     rows = []
     pairs = [(step, inst) for step in dep.plan.npu_steps() for inst in step.instances]
@@ -60,9 +64,6 @@ def unit_rows(dep, executor, reference, repeats: int, seed: int = 0) -> list[dic
 
 def chain_rows(dep, executor, lengths: list[int], repeats: int) -> tuple[dict, dict]:
     """Parity rows per path (decoder, masker, full) and the full chain's timing."""
-    from ..runtime.chunks import run_timed
-    from ..tiling.parity import measure_parity
-
     by_path: dict[str, list[dict]] = {p: [] for p in PATH_FILES}
     for n, length in enumerate(lengths):
         for path in PATH_FILES:
@@ -82,11 +83,6 @@ def chain_rows(dep, executor, lengths: list[int], repeats: int) -> tuple[dict, d
 
 
 def run_validate(cfg) -> dict:
-    from ..atomic import write_json, write_text
-    from ..runtime.session import TimedExecutor, load_deployment, make_executor
-    from ..tiling.executors import TorchExecutor
-    from ..tiling.run import parity_lengths_for
-
     r = cfg.runtime
     dep = load_deployment(cfg)
     executor = make_executor(cfg, dep.plan, dep.params)

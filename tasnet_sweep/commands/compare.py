@@ -16,6 +16,10 @@ import math
 import sys
 from pathlib import Path
 
+from ..report.plots import save_png
+from ..tracking.flatten import KIND_TAG
+from ..tracking.mlflow_store import resolve_uri
+
 COLUMNS = ("sweep", "run_tag", "unit", "params", "macs", "verdict", "evidence",
            "failure_family", "est_contexts", "est_fps", "hw_arch", "compiler_version")
 MARKERS = {"real": "o", "estimate": "^", "replay": "s", "inferred": "x"}
@@ -27,8 +31,6 @@ def trial_rows(uri: str, experiments: list[str] | None = None,
     """One dict per trial run (COLUMNS), sorted by params then MACs."""
     import mlflow
     from mlflow.tracking import MlflowClient
-
-    from ..tracking.flatten import KIND_TAG
 
     mlflow.set_tracking_uri(uri)
     where = f"tags.`{KIND_TAG}` = 'trial'"
@@ -109,8 +111,6 @@ def plot(rows: list[dict], path: str | Path) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    from ..report.plots import save_png
-
     sweeps = sorted({r["sweep"] for r in rows})
     fig, ax = plt.subplots(figsize=(9, 1.6 + 0.5 * len(sweeps)))
     offset = {"pass": 0.15, "fail": -0.15}  # pass above, fail below: both seen at one size
@@ -147,7 +147,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent", help="only the trials of this sweep (its parent run id)")
     parser.add_argument("--png", help="also draw the trials into this PNG")
     args = parser.parse_args(argv)
-    from ..tracking.mlflow_store import resolve_uri
 
     uri = args.uri or None
     if uri is None or uri.startswith("sqlite:///"):

@@ -23,6 +23,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..compile.base import CompileRequest
+from ..compile.hailo_dfc import HailoDfcBackend, sdk_version
+from ..config_path import config_search_path
+
 PROG = "tasnet_sweep.commands.doctor"
 #: the SDK calls the adapters make, with the keywords they pass (hailo_dfc.py, sdk_compare.py,
 #: tiling/executors.py, runtime/hailort_vstreams.py)
@@ -61,8 +65,6 @@ def _major(version: str) -> int | None:
 
 
 def check_versions(report: Report, hw: str) -> None:
-    from ..compile.hailo_dfc import sdk_version
-
     want = LINES[hw]
     dfc = sdk_version()
     report.line(_major(dfc) == want, "DFC version",
@@ -131,10 +133,7 @@ CALLS = {"translate": "runner.translate_onnx_model(onnx, net, start_node_names=,
 
 
 def check_compile(report: Report, hw: str, work: Path) -> Path | None:
-    from ..compile.base import CompileRequest
-    from ..compile.hailo_dfc import HailoDfcBackend
     from ..config import register_configs
-    from ..config_path import config_search_path
 
     register_configs()
     from hydra import compose

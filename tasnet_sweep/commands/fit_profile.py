@@ -19,6 +19,14 @@ import re
 import sys
 from pathlib import Path
 
+from ..atomic import write_text
+from ..compile.estimate.profile import (
+    FITTED_FIELDS,
+    HYPOTHESIS_FIELDS,
+    load_profile,
+    profile_from_node,
+    profile_path,
+)
 from ..config import ConfigError
 from .agreement import (
     DEFAULT_TSV,
@@ -46,8 +54,6 @@ def _distance(values: dict, base: dict) -> float:
 
 def search(rows, graphs, base):
     """(best profile, its Evaluation, {field: constrained?}) over the candidate grid."""
-    from ..compile.estimate.profile import FITTED_FIELDS
-
     start = base.fitted()
     grids = [sorted(set(CANDIDATES[k]) | {start[k]}) for k in FITTED_FIELDS]
     best = None
@@ -73,8 +79,6 @@ def search(rows, graphs, base):
 
 def profile_yaml(base_text: str, fitted: dict, constrained: dict, provenance: str) -> str:
     """The base profile's yaml with new FITTED values and comments (other lines untouched)."""
-    from ..compile.estimate.profile import HYPOTHESIS_FIELDS
-
     text = base_text
     for name, value in fitted.items():
         if not constrained[name]:
@@ -100,9 +104,6 @@ def profile_yaml(base_text: str, fitted: dict, constrained: dict, provenance: st
 
 def main(argv: list[str] | None = None) -> int:
     from omegaconf import OmegaConf
-
-    from ..atomic import write_text
-    from ..compile.estimate.profile import profile_from_node
 
     args = _parser().parse_args(argv)
     out = Path(args.out)
@@ -149,8 +150,6 @@ class _Fit:
 
 def _fit(args, out: Path) -> _Fit:
     """Read the outcomes, keep the real ones, refit; InputError names what is wrong."""
-    from ..compile.estimate.profile import load_profile, profile_path
-
     if out.suffix not in (".yaml", ".yml"):
         raise InputError(f"--out {args.out!r} is invalid: expected a .yaml path such as "
                          "conf/hw/hailo8_cal.yaml")
@@ -177,8 +176,6 @@ def _fit(args, out: Path) -> _Fit:
 
 
 def _profile_text(args, fit: _Fit) -> str:
-    from ..compile.estimate.profile import HYPOTHESIS_FIELDS
-
     k, n = fit.after.score("hef")
     provenance = (f"{Path(args.tsv).name}, {n} rows, hef agreement {k}/{n}, base "
                   f"{fit.base.arch}, {_dt.date.today().isoformat()}")
@@ -188,8 +185,6 @@ def _profile_text(args, fit: _Fit) -> str:
 
 
 def _print_report(args, fit: _Fit) -> None:
-    from ..compile.estimate.profile import FITTED_FIELDS, HYPOTHESIS_FIELDS
-
     base, best, before, after = fit.base, fit.best, fit.before, fit.after
     archs = sorted({r.hw_arch for r in fit.usable if r.hw_arch and r.hw_arch != base.arch})
     if archs:

@@ -20,21 +20,21 @@ from pathlib import Path
 import hydra
 import numpy as np
 
+from ..atomic import write_json
+from ..compile.calibration import load_calibration
 from ..config import register_configs
 from ..resources import CONF_PKG
 from ..runtime.entry import command, user_errors
+from ..runtime.quant import calibrate_ranges, estimate
+from ..runtime.sdk_compare import compare_units, locate
+from ..runtime.session import load_deployment
+from .separate import load_mixture
 
 PROG = "tasnet_sweep.commands.quant_error"
 register_configs()
 
 
 def run_quant_estimate(cfg) -> dict:
-    from ..atomic import write_json
-    from ..compile.calibration import load_calibration
-    from ..runtime.quant import calibrate_ranges, estimate
-    from ..runtime.sdk_compare import compare_units, locate
-    from ..runtime.session import load_deployment
-
     r = cfg.runtime
     dep = load_deployment(cfg)
     hars, sdk = locate(r, dep.plan)  # a bad runtime.har_dir stops here, before any work
@@ -42,8 +42,6 @@ def run_quant_estimate(cfg) -> dict:
     cal = load_calibration(cfg.compiler.calibration, [("input", [1, 1, 1, n])], waveform=True)
     frames = [f.reshape(-1) for f in cal["input"]]
     if r.input:
-        from .separate import load_mixture
-
         evaluation = load_mixture(cfg, dep.sample_rate, int(dep.model_cfg["kernel_size"]))[0]
     else:
         evaluation = np.random.default_rng(r.seed + 1).standard_normal(n).astype(np.float32)

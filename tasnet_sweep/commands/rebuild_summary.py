@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..report.tsv import read_rows, rebuild
+
 PROG = "tasnet_sweep.commands.rebuild_summary"
 
 
@@ -32,7 +34,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: --name={args.name!r} is invalid: expected a file name without a "
               "directory", file=sys.stderr)
         return 2
-    from ..report.tsv import read_rows, rebuild
 
     out, skipped = rebuild(sweep, args.name)
     print(f"{out}: {len(read_rows(out))} rows from {sweep}"

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import hydra
 
+from ..atomic import write_json
 from ..config import ConfigError, register_configs
 from ..resources import CONF_PKG
 from ..runtime.entry import command, user_errors
+from ..runtime.session import TimedExecutor, load_deployment, make_executor
 
 PROG = "tasnet_sweep.commands.separate"
 register_configs()
@@ -65,10 +67,8 @@ def device_metrics(executor, audio_s: float) -> dict | None:
 
 def run_separate(cfg) -> dict:
     """Separate ``runtime.input``; returns the metrics that were written."""
-    from ..atomic import write_json
     from ..runtime.audio import resample, write_wav
     from ..runtime.chunks import separate_file
-    from ..runtime.session import TimedExecutor, load_deployment, make_executor
 
     r = cfg.runtime
     if not r.checkpoint and not r.random_weights:

@@ -16,7 +16,10 @@ import logging
 import sys
 from pathlib import Path
 
+from ..atomic import write_json
 from ..results import TrialResult, read_result
+from ..tracking import mlflow_store as store
+from ..tracking.flatten import COMPLETE_TAG, SWEEP_ID_TAG, TRIAL_ID_TAG, redact
 
 log = logging.getLogger(__name__)
 PROG = "tasnet_sweep.commands.sync"
@@ -44,10 +47,6 @@ def _load(run_dir: Path) -> tuple[TrialResult | None, dict]:
 
 def sync(root: str | Path, uri: str | None = None, experiment: str | None = None) -> dict:
     """Bring MLflow level with the trials under ``root``; returns counts and ids."""
-    from ..atomic import write_json
-    from ..tracking import mlflow_store as store
-    from ..tracking.flatten import SWEEP_ID_TAG, redact
-
     root = Path(root).resolve()
     link = store.read_link(root)
     uri = store.resolve_uri(uri or _linked_uri(link))
@@ -78,8 +77,6 @@ def sync(root: str | Path, uri: str | None = None, experiment: str | None = None
 def _linked_uri(link: dict | None) -> str | None:
     """The store a sweep's link names, unless the link kept it redacted (the credentials then
     come from --uri or the environment)."""
-    from ..tracking.flatten import redact
-
     linked = (link or {}).get("uri")
     if linked and redact(linked) != linked or "***@" in str(linked):
         return None
@@ -90,9 +87,6 @@ def _push_trials(client, experiment_id: str, runs: list[Path],
                  parent: str | None) -> tuple[list[str], int]:
     """Log the runs MLflow lacks complete (a run cut short is deleted and logged again);
     returns (run ids added, how many were there already)."""
-    from ..tracking import mlflow_store as store
-    from ..tracking.flatten import COMPLETE_TAG, TRIAL_ID_TAG
-
     logged = store.runs_with_tag(client, experiment_id, TRIAL_ID_TAG)
     added, present = [], 0
     for run_dir in runs:
@@ -128,8 +122,6 @@ def _existing_parent(client, experiment_id: str, link: dict | None, sweep_id: st
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..tracking.flatten import redact
-
     parser = argparse.ArgumentParser(
         prog="python -m tasnet_sweep.commands.sync",
         description="Push trials recorded under a sweep (or run) dir that MLflow is missing.")
@@ -154,9 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         done = sync(root, args.uri, args.experiment)
     except Exception as exc:
         if args.mark_failure:
-            from ..tracking.mlflow_store import report_failure_once, resolve_uri
-
-            report_failure_once(root, exc, resolve_uri(args.uri))
+            store.report_failure_once(root, exc, store.resolve_uri(args.uri))
         first = redact((str(exc).strip().splitlines() or [""])[0][:300])
         print(f"tasnet_sweep.commands.sync: MLflow is not reachable or refused the trials "
               f"({type(exc).__name__}: {first}); nothing was lost, try again later",

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..atomic import locked, write_bytes, write_json
+from .base import CompileOutcome
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -223,8 +224,6 @@ class CompileCache:
 
     def compile(self, backend, request, hw: dict):
         """(outcome, key) for ``request``; ``outcome.cache_hit`` tells whether it was stored."""
-        from .base import CompileOutcome
-
         key = self.key(file_digest(request.onnx_path), backend, hw)
         with self.store.claim(key):
             entry = self.store.get(key)
@@ -253,8 +252,6 @@ class CompileCache:
 
         The same graph compiled under another net name (another trial's run tag) names its
         layers ``<that net>/<layer>``; with ``net_name`` they are renamed to this request's."""
-        from .base import CompileOutcome
-
         outcome = CompileOutcome.from_dict(json.loads((entry / "outcome.json").read_text()))
         stored = entry / REQUEST_FILE
         if net_name and stored.is_file():

@@ -37,8 +37,11 @@ import time
 import traceback
 from pathlib import Path
 
+import tasnet_sweep
+
 from ..atomic import write_bytes, write_json, write_text
 from .base import STAGES, CompileBackend, CompileOutcome, CompileRequest, Failure, StageResult
+from .failures import classify
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +100,6 @@ def dfc_major(version: str) -> int | None:
 
 def child_env() -> dict:
     """The parent's environment with its import path, so the child finds what the parent does."""
-    import tasnet_sweep
-
     paths = [str(Path(tasnet_sweep.__file__).resolve().parents[1])]
     for p in sys.path:
         p = os.path.abspath(p or os.getcwd())
@@ -231,8 +232,6 @@ class HailoDfcBackend(CompileBackend):
         return proc.returncode, timed_out
 
     def _failure(self, state, stages, log_bytes, returncode, timed_out, wall) -> Failure | None:
-        from .failures import classify
-
         running = next((s["name"] for s in state.get("stages", []) if s.get("ok") is not True),
                        "translate")
         tail = _tail(log_bytes)

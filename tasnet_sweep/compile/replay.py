@@ -13,9 +13,12 @@ import re
 from pathlib import Path
 
 from ..config import ConfigError
+from ..outcome_table import TableError, read_table
 from ..resources import PUBLIC_OUTCOMES
 from .base import STAGES, CompileBackend, CompileOutcome, CompileRequest, Failure, StageResult
 from .cache import file_digest
+from .estimate import EstimateBackend
+from .failures import classify
 
 #: public-table module names -> unit names of this project
 MODULE_ALIASES = {
@@ -87,8 +90,6 @@ def load_rows(path: str | Path) -> list[dict]:
 
 def _checked_rows(path) -> tuple[Path, list[dict]]:
     """(path, rows) of the replay TSV, read once and strictly; else a ConfigError."""
-    from ..outcome_table import TableError, read_table
-
     if not path:
         raise ConfigError(["compiler.replay_tsv is not set: expected the path of a TSV of "
                            "recorded outcomes, e.g. compiler.replay_tsv=outputs/.../summary.tsv, "
@@ -148,8 +149,6 @@ class ReplayBackend(CompileBackend):
         row = self.match(request.knobs)
         if row is None:
             if self.missing == "estimate":
-                from .estimate import EstimateBackend
-
                 return EstimateBackend(self._compiler_cfg, self._hw_cfg).compile(request)
             described = " ".join(f"{k}={_text(request.knobs.get(k))}" for k in
                                  ("unit", "in_chan", "out_chan", "latent_width", "hw_arch"))
@@ -185,7 +184,5 @@ def outcome_from_row(row: dict, source: Path) -> CompileOutcome:
 
 
 def _classify(exc: str, head: str, stage: str, layer, layer_family):
-    from .failures import classify
-
     f = classify(exc, head, stage)
     return f.family, layer or f.layer, layer_family or f.layer_family

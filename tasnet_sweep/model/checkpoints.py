@@ -40,6 +40,9 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import write_bytes
+from .convtasnet import build_model
+
 FORMAT = "tasnet_sweep"
 #: architecture knobs a checkpoint fixes; time_len, decoder and truncate_k_blocks stay the config's
 ARCH_KNOBS = ("n_src", "n_filters", "kernel_size", "stride", "bn", "hidden", "skip",
@@ -350,8 +353,6 @@ def build_from_checkpoint(path: str | Path, model_cfg) -> tuple[object, dict, Ch
     The checkpoint fixes the architecture (ARCH_KNOBS); ``time_len``, ``decoder`` and
     ``truncate_k_blocks`` come from ``model_cfg``.
     """
-    from .convtasnet import build_model
-
     base = {k: model_cfg[k] for k in model_cfg}
     ckpt = read_checkpoint(path, base.get("decoder", "convtranspose"))
     if base.get("truncate_k_blocks") is not None:
@@ -375,6 +376,4 @@ def checkpoint_bytes(model, model_cfg, sample_rate: int | None = None) -> bytes:
 
 
 def save_checkpoint(path: str | Path, model, model_cfg, sample_rate: int | None = None) -> Path:
-    from ..atomic import write_bytes
-
     return write_bytes(path, checkpoint_bytes(model, model_cfg, sample_rate))

@@ -9,6 +9,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from .experiment import write_report
+
 log = logging.getLogger(__name__)
 
 
@@ -17,8 +19,6 @@ class ExperimentReport(Callback):
         self.experiment = experiment
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from .experiment import write_report
-
         sweep_dir = Path(config.hydra.sweep.dir)
         if not (sweep_dir / config.summary_name).exists():
             log.warning("no %s in %s: no report written", config.summary_name, sweep_dir)

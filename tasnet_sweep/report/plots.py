@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..atomic import write_bytes
+
 COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "": "#bdbdbd"}
 
 
@@ -21,8 +23,6 @@ def png_bytes(fig) -> bytes:
 
 
 def save_png(fig, path: str | Path) -> Path:
-    from ..atomic import write_bytes
-
     return write_bytes(path, png_bytes(fig))
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_bytes
+
 OUTPUT_FORMATS = ("pcm16", "float32")
 #: what scipy.io.wavfile reads, as the error message names it
 READABLE = "8/16/24/32-bit PCM or 32/64-bit float"
@@ -94,8 +96,6 @@ def wav_bytes(samples: np.ndarray, rate: int, fmt: str = "pcm16") -> bytes:
 
 
 def write_wav(path: str | Path, samples: np.ndarray, rate: int, fmt: str = "pcm16") -> Path:
-    from ..atomic import write_bytes
-
     return write_bytes(path, wav_bytes(samples, rate, fmt))
 
 

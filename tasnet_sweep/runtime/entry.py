@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
+from ..cli import preflight
 from ..errors import EXIT_CONFIG, ConfigError, report_config_errors
 
 #: Hydra settings for commands whose outputs go to runtime.output_dir only
@@ -16,8 +17,6 @@ QUIET_HYDRA = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging
 
 def main(prog: str, hydra_fn, argv: list[str] | None = None, about: str = "") -> int:
     """Run a runtime command; ``about`` is the one line its ``--help`` opens with."""
-    from ..cli import preflight
-
     argv = sys.argv[1:] if argv is None else argv
     if about and ("--help" in argv or "-h" in argv):
         argv = [*argv, f"hydra.help.header='{prog}: {about}'", "hydra.help.footer=''"]

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..progress import bar
 from ..tiling.executors import TorchExecutor
+from ..tiling.stitch import separate
 
 
 def fake_quant(x: np.ndarray, scale, bits: int) -> np.ndarray:
@@ -71,9 +73,6 @@ def snr_db(est: np.ndarray, ref: np.ndarray) -> float:
 
 def calibrate_ranges(plan, params, calibration: list[np.ndarray]) -> dict[str, list[float]]:
     """Each instance's largest |input| and |output| over the ``calibration`` waveforms."""
-    from ..progress import bar
-    from ..tiling.stitch import separate
-
     rec = RangeRecorder(plan, params)
     with bar(len(calibration), "calibration frames", unit="frame") as shown:
         for wav in calibration:
@@ -85,8 +84,6 @@ def calibrate_ranges(plan, params, calibration: list[np.ndarray]) -> dict[str, l
 def estimate(plan, params, ranges: dict, evaluation: np.ndarray, bits: int = 8,
              per_channel: bool = True) -> dict:
     """SNR per source of the fake-quantized chain against the float chain on ``evaluation``."""
-    from ..tiling.stitch import separate
-
     ref = separate(plan, params, TorchExecutor(plan, params), evaluation)
     quant = separate(plan, params, FakeQuantExecutor(plan, params, ranges, bits, per_channel),
                      evaluation)

@@ -34,7 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ConfigError
+from ..progress import iterate
 from ..tiling.executors import TorchExecutor
+from ..tiling.stitch import separate
 from .quant import FakeQuantExecutor, snr_db
 
 EVIDENCE = "dfc_emulator"
@@ -140,8 +142,6 @@ def locate(runtime_cfg, plan) -> tuple[dict[str, Path], dict | None]:
 def compare_units(plan, params, ranges: dict, evaluation: np.ndarray, hars: dict[str, Path],
                   hw_arch: str, bits: int = 8, per_channel: bool = True) -> dict:
     """The per-unit comparison record (see the module docstring) for the units in ``hars``."""
-    from ..tiling.stitch import separate
-
     try:
         version = sdk_version()
     except Exception as exc:  # noqa: BLE001 - a broken SDK install (e.g. its TensorFlow)
@@ -149,7 +149,6 @@ def compare_units(plan, params, ranges: dict, evaluation: np.ndarray, hars: dict
     recorder = FirstInputRecorder(plan, params)
     separate(plan, params, recorder, evaluation)
     fq = FakeQuantExecutor(plan, params, ranges, bits, per_channel)
-    from ..progress import iterate
 
     units = []
     for key, har in iterate(hars.items(), "DFC emulator per unit", "unit", total=len(hars)):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import ConfigError
+from ..tiling.plan import build_plan
 
 
 @dataclass
@@ -29,7 +30,6 @@ def load_deployment(cfg) -> Deployment:
 
     from ..model.checkpoints import CheckpointError, build_from_checkpoint, file_sha256
     from ..model.convtasnet import build_model
-    from ..tiling.plan import build_plan
     from ..tiling.weights import model_params
 
     rate, notes = int(cfg.runtime.sample_rate), []

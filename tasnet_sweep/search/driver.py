@@ -1,9 +1,12 @@
-"""The search loop, independent of Hydra: propose -> launch a batch -> record -> repeat.
+"""The search loop, independent of Hydra: propose -> claim -> launch a batch -> record -> repeat.
 
-``launch(points)`` compiles a batch and returns one job result per point (the dict
-``tasnet_sweep.app`` returns, or None when the job crashed).  Points the study already
-answers are never launched: a resumed search starts from the study's compiled trials, and
-monotone inference is recorded as ``evidence=inferred``, never as a compile.
+One step serves every proposer (proposers.py: the frontier sampler, Optuna's samplers, or any
+object with the protocol): its proposals are claimed in the study, so workers sharing a study
+never compile one point twice, and launched under the claims' heartbeat.  ``launch(points)``
+compiles a batch and returns one job result per point (the dict ``tasnet_sweep.app`` returns, or
+None when the job crashed).  Points the study already answers are never launched: a resumed
+search starts from the study's compiled trials, and monotone inference is recorded as
+``evidence=inferred``, never as a compile.
 """
 
 from __future__ import annotations
@@ -17,9 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ..progress import bar as progress_bar
-from ..results import JOB_RESULT_KEYS
 from .lattice import PASS, UNKNOWN, Knowledge, Lattice
-from .sampler import SAMPLERS, FrontierSampler
+from .proposers import Proposer, make_proposer
 from .study import FrontierStudy, job_outcome, open_storage, storage_location
 
 log = logging.getLogger(__name__)
@@ -70,25 +72,22 @@ def could_beat(status: np.ndarray, objective: np.ndarray) -> np.ndarray:
     return unknown if best is None else unknown & (objective > best[1])
 
 
-def run(lattice: Lattice, study: FrontierStudy, launch: Launch, sampler: str = "frontier",
-        batch_size: int = 1, max_trials: int | None = None, seed: int = 0,
-        record_inferred: bool = True, prior=None, objective=None) -> SearchRun:
-    """Search until the frontier is exact (or ``max_trials`` compiles); ``prior``: a status
-    grid ordering the frontier sampler's queries (see FrontierSampler); ``objective``: the
-    params or MACs of every point -- then stop once the largest passing point by it is
-    certified, and compile only points that could still beat it."""
-    if sampler not in SAMPLERS:
-        raise ValueError(f"search.sampler={sampler!r} is invalid: expected one of "
-                         f"{', '.join(SAMPLERS)}")
-    if batch_size < 1:
-        raise ValueError(f"search.batch_size={batch_size!r} is invalid: expected >= 1")
+def run(lattice: Lattice, study: FrontierStudy, launch: Launch,
+        sampler: str | Proposer = "frontier", batch_size: int = 1, max_trials: int | None = None,
+        seed: int = 0, record_inferred: bool = True, prior=None, objective=None) -> SearchRun:
+    """Search until the frontier is exact (or ``max_trials`` compiles); ``sampler``: a
+    ``search.sampler`` name (``proposers.PROPOSERS``; the config check holds it and
+    ``batch_size`` to valid values) or a ``Proposer``; ``prior``: a status grid ordering the
+    frontier sampler's queries (see FrontierSampler); ``objective``: the params or MACs of
+    every point -- then stop once the largest passing point by it is certified, and compile
+    only points that could still beat it."""
+    proposer = make_proposer(sampler, lattice, study, prior=prior, seed=seed) \
+        if isinstance(sampler, str) else sampler
     knowledge, records = study.load()
     state = SearchRun(knowledge, records, compiled_before=len(knowledge.observed),
                       objective=objective)
     log.info("study %s: %d compiled, %d of %d configurations answered", study.study_name,
              state.compiled_before, lattice.size - knowledge.unknown, lattice.size)
-    step = _frontier_step if sampler == "frontier" else _optuna_step
-    proposer = FrontierSampler(lattice, prior=prior, seed=seed) if sampler == "frontier" else None
     asks = 0
     with progress_bar(lattice.size, f"search {study.study_name}", unit="config") as shown:
         _show(shown, state, lattice)
@@ -97,7 +96,7 @@ def run(lattice: Lattice, study: FrontierStudy, launch: Launch, sampler: str = "
                                                              max_trials - state.compiled_now)
             if room <= 0 or asks > 20 * lattice.size:
                 break
-            launched = step(state, study, proposer, launch, room)
+            launched = _step(state, study, proposer, launch, room)
             asks += max(launched, 1)
             _show(shown, state, lattice)
             if launched < 0:
@@ -152,31 +151,17 @@ def _refresh(state: SearchRun, study: FrontierStudy) -> None:
             state.records[point] = records[point]
 
 
-def _frontier_step(state, study, proposer, launch, room) -> int:
-    """Propose, claim (other workers may be on the same study), launch what was claimed."""
+def _step(state: SearchRun, study: FrontierStudy, proposer: Proposer, launch: Launch,
+          room: int) -> int:
+    """Propose, claim (other workers may be on the same study), launch what was claimed,
+    record.  Returns how many points were launched: 0 when none this time, -1 when the run
+    cannot go on."""
     _refresh(state, study)
     if state.done:
         return 0
-    held: list = []  # points another worker is compiling right now
-    for _ in range(50):
-        batch = proposer.propose(state.knowledge, room, pending=[*state.errors, *held],
-                                 allowed=state.worth_compiling)
-        if not batch:
-            if not held:
-                return -1
-            time.sleep(CLAIM_POLL_S)  # wait for the other workers' answers
-            _refresh(state, study)
-            if state.done:
-                return 0
-            held = []
-            continue
-        claims = [(p, study.claim(p)) for p in batch]
-        held += [p for p, c in claims if c is None]
-        claimed = [(p, c) for p, c in claims if c is not None]
-        if claimed:
-            break
-    else:
-        return -1
+    claimed = _claim_proposals(state, study, proposer, room)
+    if isinstance(claimed, int):
+        return claimed
     points = [p for p, _ in claimed]
     with study.heartbeat([c for _, c in claimed]):
         results = launch(points)
@@ -187,8 +172,34 @@ def _frontier_step(state, study, proposer, launch, room) -> int:
     return len(points)
 
 
+def _claim_proposals(state: SearchRun, study: FrontierStudy, proposer: Proposer,
+                     room: int) -> list | int:
+    """[(point, claim)] of the proposals this worker claimed, or, with none claimed, what the
+    step returns: 0 (ask again) or -1 (nothing left to propose).  Points another worker holds
+    are proposed around; when every proposal is held, wait for that worker's answers."""
+    held: list = []  # points another worker is compiling right now
+    for _ in range(50):
+        batch = proposer.propose(state.knowledge, room, pending=[*state.errors, *held],
+                                 allowed=state.worth_compiling)
+        if not batch:
+            if not held:
+                return -1 if proposer.exhaustive else 0
+            time.sleep(CLAIM_POLL_S)  # wait for the other workers' answers
+            _refresh(state, study)
+            if state.done:
+                return 0
+            held = []
+            continue
+        claims = [(p, study.claim(p)) for p in batch]
+        held += [p for p, c in claims if c is None]
+        claimed = [(p, c) for p, c in claims if c is not None]
+        if claimed:
+            return claimed
+    return -1
+
+
 def _record_known(state: SearchRun, study: FrontierStudy, point, result) -> bool | None:
-    """``_record`` for a point whose trial the claim already completed."""
+    """Take in a job's answer, whose trial ``record_claimed`` completed (or released)."""
     passed = job_outcome(result)
     if passed is None:
         state.errors.append(point)
@@ -198,48 +209,3 @@ def _record_known(state: SearchRun, study: FrontierStudy, point, result) -> bool
     state.knowledge.record(point, passed)
     state.records[point] = dict(result)
     return passed
-
-
-def _optuna_step(state, study, _proposer, launch, room) -> int:
-    """Ask Optuna's sampler; answer what is known at once, launch the rest (TPE, random, grid)."""
-    k = state.knowledge
-    asked = []
-    for _ in range(room):
-        trial, point = study.ask()
-        known = k.outcome(point)
-        if known is None and point not in state.errors and point not in [p for _, p in asked]:
-            asked.append((trial, point))
-            continue
-        if known is None:  # asked twice in one batch, or an errored point
-            study.study.tell(trial, state=_pruned())
-            continue
-        evidence = "inferred" if k.evidence(point) == "inferred" else "repeat"
-        study.tell(trial, point, known, {"verdict": "pass" if known else "fail",
-                                         "evidence": evidence, "compiled": False})
-    if not asked:
-        return 0
-    results = launch([p for _, p in asked])
-    state.compiled_now += len(asked)
-    for (trial, point), result in zip(asked, results):
-        passed = _record_told(state, study, trial, point, result)
-        if passed is None:
-            study.study.tell(trial, state=_pruned())
-    return len(asked)
-
-
-def _record_told(state, study, trial, point, result) -> bool | None:
-    passed = job_outcome(result)
-    if passed is None:
-        state.errors.append(point)
-        return None
-    attrs = {k: result.get(k) for k in JOB_RESULT_KEYS}
-    study.tell(trial, point, passed, {**attrs, "compiled": True})
-    state.knowledge.record(point, passed)
-    state.records[point] = dict(result)
-    return passed
-
-
-def _pruned():
-    import optuna
-
-    return optuna.trial.TrialState.PRUNED

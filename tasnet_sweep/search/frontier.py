@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_bytes, write_text
+from ..report.next_knob import next_knob
+from ..report.plots import png_bytes
 from ..results import read_result
 from .lattice import FAIL, PASS, UNKNOWN, Knowledge, Lattice, boundary_masks
 
@@ -109,7 +111,6 @@ def next_knob_advice(frontier: Frontier) -> str | None:
     result = read_result(Path(frontier.records[worst]["run_dir"]) / "result.json")
     if result is None:
         return None
-    from ..report.next_knob import next_knob
 
     try:
         nk = next_knob([result.summary])
@@ -203,8 +204,6 @@ def frontier_png(frontier: Frontier) -> bytes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ..report.plots import png_bytes
 
     lat, k = frontier.lattice, frontier.knowledge
     axes_used = knobs_that_matter(k.status) or list(range(len(lat.names)))

@@ -42,10 +42,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..config import SEARCH_SAMPLERS
 from .lattice import FAIL, PASS, UNKNOWN, Knowledge, Lattice, boundary_masks
-
-SAMPLERS = SEARCH_SAMPLERS
 
 
 def count_down(mask: np.ndarray) -> np.ndarray:
@@ -194,13 +191,15 @@ def monotone_score(features: np.ndarray, status: np.ndarray, weight_cost=1.0,
 
 
 class FrontierSampler:
-    """Proposes the next configurations to compile (see the module docstring).
+    """Proposes the next configurations to compile (see the module docstring); a
+    ``proposers.Proposer``, ``search.sampler=frontier``.
 
     ``prior``: an optional status grid from an approximate oracle (PASS / FAIL per point,
     UNKNOWN where it has no answer), e.g. a finished estimate-backend study's knowledge.
     """
 
     name = "frontier"
+    exhaustive = True  # proposes while any allowed unknown point is not pending
 
     def __init__(self, lattice: Lattice, prior: np.ndarray | None = None, seed: int = 0):
         self.lattice = lattice
@@ -212,9 +211,9 @@ class FrontierSampler:
         self._prior_features: list | None = None  # likewise, when there is a prior
         self._hypothesis_pool: np.ndarray | None = None  # per propose() call
 
-    def propose(self, knowledge: Knowledge, k: int = 1, pending: list[tuple[int, ...]] = (),
+    def propose(self, knowledge: Knowledge, room: int = 1, pending: list[tuple[int, ...]] = (),
                 allowed: np.ndarray | None = None) -> list[tuple[int, ...]]:
-        """Up to ``k`` unknown points to compile next, not in ``pending`` (launched, no answer
+        """Up to ``room`` unknown points to compile next, not in ``pending`` (launched, no answer
         yet); incomparable with each other and with ``pending`` as long as such points exist.
         ``allowed``: a boolean grid; points outside it are never proposed (e.g. configs that
         cannot beat the best known pass on ``search.objective``)."""
@@ -230,13 +229,13 @@ class FrontierSampler:
         self._hypothesis_pool = None
         chosen: list[tuple[int, ...]] = []
         for pick in (self._from_prior, self._from_walks, self._from_split):
-            while len(chosen) < k and free.any():
+            while len(chosen) < room and free.any():
                 p = pick(knowledge, free)
                 if p is None:
                     break
                 chosen.append(p)
                 self._block(free, p)
-        while len(chosen) < k:  # comparable points are better than idle workers
+        while len(chosen) < room:  # comparable points are better than idle workers
             for p in chosen:
                 unknown[p] = False
             p = self._from_split(knowledge, unknown)

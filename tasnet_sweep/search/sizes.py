@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from ..atomic import write_bytes
 from ..config import SEARCH_OBJECTIVES as OBJECTIVES
+from ..tiling.plan import build_plan
 from .lattice import Lattice
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,6 @@ def trial_size(cfg, objective: str) -> int:
 
     from ..model.convtasnet import build_model
     from ..model.units import build_unit, count_params
-    from ..tiling.plan import build_plan
 
     tiled = cfg.tiling.mode != "none"
     if objective == "macs" and (tiled or cfg.unit.name == "full"):
@@ -129,8 +130,6 @@ def cached_lattice_sizes(lattice: Lattice, first_job: DictConfig, objective: str
                          cache_dir: str | Path, size: Callable = trial_size) -> np.ndarray:
     """``lattice_sizes``, kept in ``cache_dir`` under a hash of the knobs, the objective and
     the first job's model, unit and tiling, so a resumed search does not count again."""
-    from ..atomic import write_bytes
-
     identity = repr([[(k.name, list(k.values)) for k in lattice.knobs], objective,
                      _size_key(first_job), OmegaConf.to_container(first_job.tiling,
                                                                   resolve=True)])

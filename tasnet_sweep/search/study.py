@@ -240,6 +240,8 @@ class FrontierStudy:
 
         self.distributions = {k.name: CategoricalDistribution(list(k.values))
                               for k in lattice.knobs}
+        self._asked: dict[int, tuple] = {}  # trial id -> (point, trial): asked, not yet claimed
+        self._asked_claims: set[int] = set()  # claims that are asked trials (see ``claim``)
 
     def load(self) -> tuple[Knowledge, dict]:
         """Knowledge from the compiled trials (in trial order) and their records by point."""
@@ -315,28 +317,59 @@ class FrontierStudy:
     def claim(self, point, ttl_s: float = CLAIM_TTL_S):
         """Reserve ``point`` for this worker, or None when another worker has it.
 
-        A claim is a RUNNING trial with the point's params.  Trial numbers are handed out
-        atomically by every Optuna storage (journal file or RDB), so among live claims of one
-        point the lowest number wins and every other claimant backs off (its claim is marked
-        FAIL).  Claims older than ``ttl_s`` are taken as left by a killed worker and ignored.
+        A claim is a RUNNING trial with the point's params: the trial this worker has just
+        asked the study's Optuna sampler for (``ask``), so the answer lands in the trial the
+        sampler made, else a new one.  Trial numbers are handed out atomically by every Optuna
+        storage (journal file or RDB), so among live claims of one point the lowest number wins
+        and every other claimant backs off (its claim is marked FAIL).  Claims older than
+        ``ttl_s`` are taken as left by a killed worker and ignored.
         """
+        import optuna
+
+        State = optuna.trial.TrialState
+        storage = self.study._storage
+        if self.heartbeat_s:  # claims whose worker stopped beating are failed now
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.study)
+        asked = self._take_ask(point)
+        trial_id = asked._trial_id if asked is not None else self._new_claim(point)
+        if self.heartbeat_s:  # a claim without a heartbeat would never go stale
+            storage.record_heartbeat(trial_id)
+        storage.set_trial_system_attr(trial_id, "claim_by", [_HOST, os.getpid()])
+        winner = self._claim_winner(storage.get_trial(trial_id), ttl_s)
+        if winner is not None:
+            self._asked_claims.discard(trial_id)
+            storage.set_trial_system_attr(trial_id, "claim_lost_to", winner)
+            storage.set_trial_state_values(trial_id, State.FAIL)
+            return None
+        return asked if asked is not None else optuna.trial.Trial(self.study, trial_id)
+
+    def _take_ask(self, point):
+        """The trial asked for ``point`` and not told yet (see ``ask``), as a claim; or None."""
+        for trial_id, (asked, trial) in self._asked.items():
+            if asked == point:
+                del self._asked[trial_id]
+                self._asked_claims.add(trial_id)
+                return trial
+        return None
+
+    def _new_claim(self, point) -> int:
+        import optuna
+
+        frozen = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING,
+                                           params=self.lattice.values(point),
+                                           distributions=self.distributions)
+        return self.study._storage.create_new_trial(self.study._study_id, template_trial=frozen)
+
+    def _claim_winner(self, mine, ttl_s: float):
+        """The number of a trial that answered ``mine``'s point, or holds it live with a lower
+        number; None when ``mine`` is the point's claim."""
         import datetime
 
         import optuna
 
         State = optuna.trial.TrialState
-        storage, study_id = self.study._storage, self.study._study_id
-        if self.heartbeat_s:  # claims whose worker stopped beating are failed now
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(self.study)
-        frozen = optuna.trial.create_trial(state=State.RUNNING, params=self.lattice.values(point),
-                                           distributions=self.distributions)
-        trial_id = storage.create_new_trial(study_id, template_trial=frozen)
-        if self.heartbeat_s:  # a claim without a heartbeat would never go stale
-            storage.record_heartbeat(trial_id)
-        storage.set_trial_system_attr(trial_id, "claim_by", [_HOST, os.getpid()])
-        mine = storage.get_trial(trial_id)
         now = datetime.datetime.now()
         for t in self.study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING)):
             if t.number == mine.number or t.params != mine.params:
@@ -347,10 +380,8 @@ class FrontierStudy:
             held = t.state == State.RUNNING and t.number < mine.number and fresh and \
                 _claimant_alive(t)
             if answered or held:
-                storage.set_trial_system_attr(trial_id, "claim_lost_to", t.number)
-                storage.set_trial_state_values(trial_id, State.FAIL)
-                return None
-        return optuna.trial.Trial(self.study, trial_id)
+                return t.number
+        return None
 
     @contextlib.contextmanager
     def heartbeat(self, trials):
@@ -378,12 +409,16 @@ class FrontierStudy:
             thread.join()
 
     def record_claimed(self, trial, point, result) -> None:
-        """Complete a claim with a job's answer, or release it (FAIL) when it says nothing."""
+        """Complete a claim with a job's answer, or release it when it says nothing (FAIL; an
+        asked trial, PRUNED)."""
         import optuna
 
         passed = job_outcome(result)
-        if passed is None:
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        if passed is None:  # an asked trial is pruned: Optuna's samplers learn from PRUNED
+            asked = trial._trial_id in self._asked_claims
+            self._forget(trial)
+            State = optuna.trial.TrialState
+            self.study.tell(trial, state=State.PRUNED if asked else State.FAIL)
             return
         attrs = {k: result.get(k) for k in RESULT_ATTRS}
         self.tell(trial, point, passed, {**attrs, "compiled": True})
@@ -419,11 +454,27 @@ class FrontierStudy:
         return len(new)
 
     def ask(self):
-        """(trial, point) from the study's own Optuna sampler (tpe / random / grid)."""
+        """(trial, point) from the study's own Optuna sampler (tpe / random / grid).  Until it
+        is told or pruned, the trial is this worker's ask of the point: ``claim(point)`` makes
+        it the point's claim."""
         trial = self.study.ask(self.distributions)
-        return trial, self.lattice.point_of(trial.params)
+        point = self.lattice.point_of(trial.params)
+        self._asked[trial._trial_id] = (point, trial)
+        return trial, point
+
+    def prune(self, trial) -> None:
+        """An asked trial that will not be compiled (drawn twice, pending, errored): PRUNED."""
+        import optuna
+
+        self._forget(trial)
+        self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+
+    def _forget(self, trial) -> None:
+        self._asked.pop(trial._trial_id, None)
+        self._asked_claims.discard(trial._trial_id)
 
     def tell(self, trial, point, passed: bool, user_attrs: dict) -> None:
+        self._forget(trial)
         for k, v in user_attrs.items():
             trial.set_user_attr(k, v)
         if user_attrs.get("compiled"):

@@ -21,6 +21,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .plan import SAMPLE_RATE
 from .weights import instance_params
 
 #: written beside the HEFs: instance name -> HEF file name
@@ -151,8 +152,6 @@ def device_figures(plan, hef_of: dict[str, str], hw, time_len: int,
     of ``time_len`` samples; with ``unit_fps`` (the estimate's FPS bound per distinct unit) an
     on-device latency estimate that counts those switches (``hw.configure_ms`` and
     ``hw.switch_ms`` are GUESSED constants; the result is an estimate, labelled so)."""
-    from .plan import SAMPLE_RATE
-
     sched = schedule(execution_order(plan), hef_of, int(hw["max_configured_networks"]))
     chunks_per_s = SAMPLE_RATE / time_len
     out = {"n_hefs": sched.hefs, "distinct_units": len(plan.units),

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_bytes
+from .deploy import DeviceWaves, read_hef_map
+from .onnx_units import unit_model
 from .weights import instance_params
 
 
@@ -66,9 +69,6 @@ class TorchExecutor(Executor):
 
 def export_instances(plan, params: dict, out_dir: Path, batch: int | None = None) -> Path:
     """Write ``<instance>.onnx`` for every instance (symbolic batch by default)."""
-    from ..atomic import write_bytes
-    from .onnx_units import unit_model
-
     ex = TorchExecutor(plan, params)
     for step in plan.npu_steps():
         for inst in step.instances:
@@ -99,8 +99,6 @@ class OrtExecutor(Executor):
         sess = self._sessions.get(inst.name)
         if sess is None:
             import onnxruntime as ort
-
-            from .onnx_units import unit_model
 
             if self.onnx_dir is not None:
                 source = str(self.onnx_dir / f"{inst.file_stem}.onnx")
@@ -144,7 +142,6 @@ class _HefExecutor(Executor):
     def __init__(self, plan, params: dict, hef_dir: Path, timeout_ms: int = 10000,
                  max_configured: int = 32):
         super().__init__(plan, params)
-        from .deploy import DeviceWaves, read_hef_map
 
         self.hef_dir, self.timeout_ms = Path(hef_dir), int(timeout_ms)
         self._hef_map = read_hef_map(self.hef_dir)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..atomic import write_bytes, write_json, write_text
+from ..compile.base import CompileRequest
+from .plan import build_plan
+
 
 def parity_lengths_for(time_len: int) -> list[int]:
     """The configured length and a longer one (neither a multiple of a tile, typically)."""
@@ -17,8 +21,6 @@ def _net_name(key: str) -> str:
 
 def _request(plan, spec, key: str, inst, params, ops, cfg, run_dir: Path, stem: str):
     """Export one instance of unit ``key`` (batch 1, its own weights) and describe its compile."""
-    from ..atomic import write_bytes
-    from ..compile.base import CompileRequest
     from .onnx_units import checked_bytes, unit_model
     from .weights import instance_params
 
@@ -66,7 +68,6 @@ def compile_instance_hefs(plan, params, cfg, run_dir: Path, backend, units: list
     """
     import shutil
 
-    from ..atomic import write_json
     from .deploy import HEF_MAP
 
     ops = {i.name: s.op for s in plan.npu_steps() for i in s.instances}
@@ -173,11 +174,9 @@ def run_tiled(cfg, run_dir: Path, backend, parity_lengths: list[int] | None = No
     """
     import torch
 
-    from ..atomic import write_json, write_text
     from ..model.convtasnet import build_model
     from .executors import OrtExecutor
     from .parity import measure_parity, parity_tsv
-    from .plan import build_plan
     from .weights import model_params
 
     t0 = time.perf_counter()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from .mlflow_store import log_job_trial
+
 log = logging.getLogger("tasnet_sweep.tracking")
 
 
@@ -18,8 +20,6 @@ def log_trial(cfg, result, run_dir: str | Path) -> str | None:
     if cfg.tracking.backend != "mlflow":
         return None
     try:
-        from .mlflow_store import log_job_trial
-
         return log_job_trial(cfg, result, run_dir)
     except Exception as exc:  # e.g. mlflow not installed: the trial is already recorded
         log.warning("MLflow tracking skipped: %s: %s", type(exc).__name__, exc)

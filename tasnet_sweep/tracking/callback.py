@@ -13,6 +13,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from .mlflow_store import end_sweep, start_sweep
+
 
 def _enabled(config: DictConfig) -> bool:
     tracking = config.get("tracking")
@@ -22,12 +24,8 @@ def _enabled(config: DictConfig) -> bool:
 class MlflowSweep(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if _enabled(config):
-            from .mlflow_store import start_sweep
-
             start_sweep(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if _enabled(config):
-            from .mlflow_store import end_sweep
-
             end_sweep(config)

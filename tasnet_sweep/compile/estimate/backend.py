@@ -13,6 +13,7 @@ import io
 import time
 from pathlib import Path
 
+from ... import __version__
 from ...atomic import write_text
 from ...config import ConfigError, allocator_setting_problems
 from ..base import CompileBackend, CompileOutcome, CompileRequest, Failure, StageResult
@@ -52,8 +53,6 @@ class EstimateBackend(CompileBackend):
             raise ConfigError(problems)
 
     def version(self) -> str:
-        from ... import __version__
-
         return f"{MODEL_VERSION} (tasnet_sweep {__version__})"
 
     def cache_identity(self) -> dict:
