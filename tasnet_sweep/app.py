@@ -33,6 +33,8 @@ def hydra_app(cfg) -> dict | None:
     from .processes import end_with_parent
 
     end_with_parent()  # a launcher's worker ends with the sweep that started it
+    if cfg.get("search") is not None and cfg.search.get("worker") is not None:
+        return search_worker(cfg)
     run_dir, summary = run_paths(cfg)
     try:
         result = trial.run(cfg, run_dir, summary)
@@ -48,3 +50,28 @@ def hydra_app(cfg) -> dict | None:
     log.info("%s", trial.one_line(result))
     tracking.log_trial(cfg, result, run_dir)  # after the local record; never raises
     return trial.sweep_return(result)
+
+
+def search_worker(cfg) -> dict:
+    """A ``search.workers=N`` job: trials composed and run in this process, one per claimed
+    config, until the frontier is exact (tasnet_sweep/search/worker.py)."""
+    from hydra import compose
+
+    from . import tracking, trial
+    from .search.worker import run_worker
+
+    sweep_dir = Path(HydraConfig.get().sweep.dir)
+
+    def run_trial(overrides: list[str], run_dir: Path) -> dict | None:
+        job_cfg = compose(config_name="config", overrides=overrides)
+        run_dir = run_dir.with_name(f"{run_dir.name}_{job_cfg.run_tag}")
+        try:
+            result = trial.run(job_cfg, run_dir, sweep_dir / job_cfg.summary_name)
+        except Exception as exc:  # a crashed trial is no evidence; the worker goes on
+            log.error("trial %s failed: %s: %s", " ".join(overrides), type(exc).__name__, exc)
+            return None
+        log.info("%s", trial.one_line(result))
+        tracking.log_trial(job_cfg, result, run_dir, overrides)
+        return trial.sweep_return(result)
+
+    return run_worker(cfg, sweep_dir, run_trial)

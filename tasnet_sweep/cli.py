@@ -200,9 +200,13 @@ SWEEP_GROUPS = ("search", "experiment")
 
 
 def sweep_without_multirun(argv: list[str]) -> list[str]:
-    """``search=...`` or ``+experiment=...`` without ``-m`` would run one default trial."""
-    if set(argv) & {"-m", "--multirun", "--help", "-h", "--cfg", "-c", "--info", "-i",
-                    "--hydra-help"}:
+    """``search=...`` or ``+experiment=...`` without ``-m`` would run one default trial; and
+    ``-m`` with ``--cfg``/``--info``, which Hydra refuses with a traceback."""
+    printing = set(argv) & {"--cfg", "-c", "--info", "-i"}
+    if printing and set(argv) & {"-m", "--multirun"}:
+        return [f"-m/--multirun cannot be combined with {sorted(printing)[0]}: drop -m to print "
+                "the config of one job, with one value per swept key"]
+    if set(argv) & {"-m", "--multirun", "--help", "-h", "--hydra-help"} or printing:
         return []  # a sweep, or a command that only prints
     for arg in argv:
         key, _, value = arg.partition("=")

@@ -121,6 +121,8 @@ class CompilerConfig:
     context_switch: str = "allowed"
     replay_tsv: Optional[str] = None
     replay_missing: str = "error"  # error | estimate
+    # replay waits recorded compile seconds x this before answering (0: no wait)
+    replay_time_scale: float = 0.0
     cache: bool = True
     cache_dir: str = "outputs/cache"
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
@@ -149,6 +151,12 @@ class HwConfig:
     switch_ms: float = 1.0  # GUESSED: the scheduler moving from one network group to another
     guessed: list[str] = field(default_factory=list)  # fields with no source for this arch
     fitted_to: str = ""  # the outcomes the FITTED fields were fitted to
+    #: per estimate family (``BRACKET_FAMILIES``): [largest row buffer recorded passing,
+    #: smallest recorded failing] in bytes, either null when no real outcome says; a config
+    #: whose row buffer falls strictly between the two is ``verdict=uncertain``.  Unlike the
+    #: numbers above it defaults to none, not to Hailo-8's (conf/hw/hailo8.yaml): a mapping
+    #: default would be merged into every profile's own, and brackets are one arch's evidence
+    row_brackets: dict[str, list[Optional[int]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -249,6 +257,13 @@ class SearchConfig:
     # by that count is certified (fewer compiles, only that config is certain)
     objective: Optional[str] = None
     plot: bool = True  # write frontier.png
+    # 0: the sweeper proposes and launches batches itself; N >= 1: it launches N worker jobs
+    # (through the Hydra launcher: joblib, submitit_slurm, ...) that each propose, claim,
+    # compile and record until the frontier is exact, none waiting for another's compile
+    workers: int = 0
+    worker: Optional[int] = None  # set by the sweeper on each worker job: its index
+    heartbeat_s: float = 60.0  # a worker beats for its claims this often ...
+    grace_s: float = 180.0  # ... and a claim without a beat for this long goes to another
 
 
 #: what search.objective may rank by (tasnet_sweep.search.sizes counts them)
@@ -304,6 +319,21 @@ def validate_search(s, problems: list[str]) -> None:
     if mt is not None and (isinstance(mt, bool) or not isinstance(mt, int) or mt < 1):
         problems.append(f"search.max_trials={mt!r} is invalid: expected null or a whole "
                         "number >= 1")
+    _worker_problems(s, problems)
+
+
+def _worker_problems(s, problems: list[str]) -> None:
+    workers = s.get("workers", 0)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        problems.append(f"search.workers={workers!r} is invalid: expected a whole number >= 0 "
+                        "(0: the sweeper launches batches; N: N worker jobs)")
+    beat, grace = s.get("heartbeat_s", 60.0), s.get("grace_s", 180.0)
+    if not isinstance(beat, (int, float)) or isinstance(beat, bool) or beat < 1:
+        problems.append(f"search.heartbeat_s={beat!r} is invalid: expected a number of "
+                        "seconds >= 1 (Optuna's RDB heartbeat counts whole seconds)")
+    elif not isinstance(grace, (int, float)) or isinstance(grace, bool) or grace <= beat:
+        problems.append(f"search.grace_s={grace!r} is invalid: expected a number of seconds "
+                        f"greater than search.heartbeat_s={beat!r} (a few beats: 3x is usual)")
 
 
 @dataclass
@@ -486,6 +516,38 @@ def validate_hw(hw, problems: list[str]) -> None:
         if name not in HW_RANGES:
             problems.append(f"hw.guessed lists {name!r}: expected names of hw profile numbers "
                             f"({', '.join(HW_RANGES)})")
+    _bracket_problems(getattr(hw, "row_brackets", None) or {}, problems)
+
+
+#: the estimate's families of the row-buffer rule, each with its own limit: ``conv`` (conv, dw
+#: and deconv layers: hw.layer_max_clusters) and ``aux`` (standalone activation, elementwise,
+#: norm and shape layers: hw.aux_layer_memory_units)
+BRACKET_FAMILIES = ("conv", "aux")
+
+
+def bracket_items(brackets) -> list[tuple[str, tuple]]:
+    """``hw.row_brackets`` as (family, (pass_max, fail_min)) pairs, from the config's mapping
+    or the frozen profile's tuple of pairs."""
+    pairs = brackets.items() if hasattr(brackets, "items") else brackets
+    return [(str(family), tuple(bounds)) for family, bounds in pairs]
+
+
+def _bracket_problems(brackets, problems: list[str]) -> None:
+    for family, bounds in bracket_items(brackets):
+        key = f"hw.row_brackets.{family}"
+        if family not in BRACKET_FAMILIES:
+            problems.append(f"{key} is not a family of the estimate: expected one of "
+                            f"{', '.join(BRACKET_FAMILIES)}")
+            continue
+        whole = [b is None or (isinstance(b, int) and not isinstance(b, bool) and b >= 1)
+                 for b in bounds]
+        if len(bounds) != 2 or not all(whole):
+            problems.append(f"{key}={list(bounds)!r} is invalid: expected [largest recorded "
+                            "pass, smallest recorded fail] in bytes, each a whole number >= 1 "
+                            "or null")
+        elif None not in bounds and bounds[0] >= bounds[1]:
+            problems.append(f"{key}={list(bounds)!r} is invalid: the largest recorded pass "
+                            "must be below the smallest recorded fail")
 
 
 def validate_compiler(c, problems: list[str]) -> None:
@@ -504,6 +566,7 @@ def validate_compiler(c, problems: list[str]) -> None:
         problems.append(f"compiler.allocator_timeout={c.allocator_timeout!r} is invalid: "
                         "expected a duration like 90s, 30m or 2h")
     problems.extend(allocator_setting_problems(c.max_utilization, c.context_switch))
+    problems.extend(replay_time_scale_problems(c.get("replay_time_scale", 0.0)))
     cal = c.calibration
     _one_of(problems, "compiler.calibration.source", cal.source, CALIBRATION_SOURCES)
     _positive(problems, "compiler.calibration.count", cal.count)
@@ -520,6 +583,21 @@ def validate_compiler(c, problems: list[str]) -> None:
     elif not (Path(cal.path).is_file() if cal.source == "npz" else Path(cal.path).is_dir()):
         problems.append(f"compiler.calibration.path={cal.path!r} does not exist: expected "
                         f"{wanted}")
+
+
+#: compiler.replay_time_scale's largest value: 1 replays recorded compiles in real time
+MAX_REPLAY_TIME_SCALE = 1.0
+
+
+def replay_time_scale_problems(scale) -> list[str]:
+    """compiler.replay_time_scale: 0 (answer at once) or a factor in (0, 1] on recorded
+    compile seconds (a bad value is one line; nan and inf are not factors)."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) \
+            or not 0 <= scale <= MAX_REPLAY_TIME_SCALE:
+        return [f"compiler.replay_time_scale={scale!r} is invalid: expected 0 (replay without "
+                f"waiting) or a factor in (0, {MAX_REPLAY_TIME_SCALE:g}] on the recorded compile "
+                "seconds (e.g. 0.00167 plays 30 min as 3 s)"]
+    return []
 
 
 def validate_tiling(m, t, problems: list[str]) -> None:

@@ -39,6 +39,10 @@ class JobResult:
     failure_family: str | None
     cache_hit: bool
     run_dir: str | None
+    #: the compile stages' seconds as recorded (a cache hit carries the original compile's)
+    compile_seconds: float | None = None
+    #: of those, spent by this trial (0 for a cache hit): what a search's compile-hours sum
+    compile_seconds_spent: float | None = None
 
     @classmethod
     def from_summary(cls, summary: dict) -> JobResult:

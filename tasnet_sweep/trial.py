@@ -223,15 +223,45 @@ def _tiled_outcome(backend, plan: dict):
         bad_unit = units[outcomes.index(first_bad)]["unit"]
         failure = first_bad.failure
         failure.message = f"unit {bad_unit}: {failure.message}"
+    bracket = _plan_bracket(units, outcomes) if first_bad is None else None
+    if bracket is not None:  # no unit fails and one is uncertain: so is the plan
+        stages[STAGES.index("compile")].ok = None
     metrics = {"n_units": plan["n_units"], "n_instances": plan["n_instances"],
                "units_passed": sum(o.verdict == "pass" for o in outcomes),
+               "compile_seconds_spent": _spent_on(outcomes),
                "parity_min_si_snr_db": plan["parity_min_si_snr_db"],
                **{k: v for k, v in plan["host_share"].items() if isinstance(v, (int, float))},
                "est_contexts": max((o.metrics.get("est_contexts") or 0 for o in outcomes),
                                    default=None)}
     return CompileOutcome(backend.name, backend.evidence, stages, failure, metrics,
                           tool_version=outcomes[0].tool_version if outcomes else "",
-                          cache_hit=bool(outcomes) and all(o.cache_hit for o in outcomes))
+                          cache_hit=bool(outcomes) and all(o.cache_hit for o in outcomes),
+                          bracket=bracket)
+
+
+def _plan_bracket(units: list[dict], outcomes: list) -> dict | None:
+    """The bracket of the first uncertain unit (named), or None when no unit is uncertain."""
+    unsure = next((o for o in outcomes if o.verdict == "uncertain"), None)
+    if unsure is None:
+        return None
+    return {**unsure.bracket, "unit": units[outcomes.index(unsure)]["unit"]}
+
+
+def _spent_on(outcomes: list) -> float:
+    """Compile seconds the plan's distinct units took now: cache hits took none."""
+    return sum(sum(s.seconds for s in o.stages) for o in outcomes if not o.cache_hit)
+
+
+def compile_seconds(outcome) -> tuple[float, float]:
+    """(the stages' seconds as recorded, the seconds spent on them now): a cache hit carries
+    the original compile's time and spent none; a tiled plan spent its fresh units' time."""
+    recorded = sum(s.seconds for s in outcome.stages)
+    spent = outcome.metrics.get("compile_seconds_spent")
+    if outcome.cache_hit:
+        spent = 0.0
+    elif not isinstance(spent, (int, float)) or isinstance(spent, bool):
+        spent = recorded
+    return round(recorded, 4), round(spent, 4)
 
 
 def _tiled_record(cfg, plan: dict, run_dir: Path) -> dict:
@@ -288,6 +318,7 @@ def summary_row(cfg, result: TrialResult, run_dir: Path) -> dict:
     outcome = result.compile
     failure = outcome.failure
     m = outcome.metrics
+    recorded, spent = compile_seconds(outcome)
     return {
         "run_tag": cfg.run_tag, "unit": unit["name"], "unit_op": unit.get("op"),
         **result.knobs,
@@ -306,9 +337,11 @@ def summary_row(cfg, result: TrialResult, run_dir: Path) -> dict:
         "first_failing_layer": failure.layer if failure else None,
         "first_failing_layer_family": failure.layer_family if failure else None,
         "est_contexts": m.get("est_contexts"), "est_fps": m.get("est_fps"),
+        **_bracket_columns(outcome.bracket if outcome.verdict == "uncertain" else None),
         **{k: result.deploy.get(k) for k in ("n_hefs", "configure_waves_per_audio_s",
                                                 "switches_per_audio_s", "est_device_rtf")},
         "cache_hit": outcome.cache_hit,
+        "compile_seconds": recorded, "compile_seconds_spent": spent,
         "parity_max_abs": result.export.get("parity_max_abs"), "status": result.status,
         "seconds": round(result.seconds, 3), "onnx_path": result.export["onnx_path"],
         "har_path": _artifact(outcome, ".har"), "hef_path": _artifact(outcome, ".hef"),
@@ -326,6 +359,14 @@ def sweep_return(result: TrialResult) -> dict:
     return result.job_result().as_dict()
 
 
+def _bracket_columns(bracket: dict | None) -> dict:
+    """The summary's columns for an uncertain estimate (empty for any other verdict)."""
+    b = bracket or {}
+    return {"est_point_verdict": b.get("point_verdict"), "est_bracket_family": b.get("family"),
+            "est_bracket_layer": b.get("layer"), "est_bracket_row_bytes": b.get("value"),
+            "est_bracket_pass_max": b.get("pass_max"), "est_bracket_fail_min": b.get("fail_min")}
+
+
 def one_line(result: TrialResult) -> str:
     """The line a person reads in the log for each trial."""
     s = result.summary
@@ -334,7 +375,13 @@ def one_line(result: TrialResult) -> str:
     if s.get("parity_max_abs") is not None:
         parts.append(f"onnx_parity={s['parity_max_abs']:.2g}")
     verdict = s["verdict"].upper()
-    if s["evidence"] == "estimate":
+    if s["verdict"] == "uncertain":
+        verdict = (f"UNCERTAIN (evidence={s['evidence']}: {s.get('est_bracket_layer')} buffers "
+                   f"{s.get('est_bracket_row_bytes')} B, between the "
+                   f"{s.get('est_bracket_pass_max')} B that passed and the "
+                   f"{s.get('est_bracket_fail_min')} B that failed in real compiles of family "
+                   f"{s.get('est_bracket_family')}; not compiled)")
+    elif s["evidence"] == "estimate":
         verdict = f"{verdict} (evidence=estimate: predicted, not compiled)"
     else:
         verdict = f"{verdict} (evidence={s['evidence']})"

@@ -68,3 +68,12 @@ def placeholder_hefs(overrides, where: Path):
     for onnx_path in hef_dir.glob("*.onnx"):
         onnx_path.with_suffix(".hef").write_bytes(b"test-double placeholder, not a HEF")
     return model, plan, params, hef_dir
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

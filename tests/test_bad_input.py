@@ -23,6 +23,7 @@ NPZ = ["unit=encoder", "compiler.calibration.source=npz"]
 #: (id, extra overrides, words the one error line must contain: the key and what is accepted)
 CASES = [
     ("zero_channels", ["model.n_filters=0"], ["model.n_filters=0", "whole number >= 1"]),
+    ("multirun_with_cfg", ["-m", "model.bn=8,16", "--cfg", "job"], ["-m/--multirun", "--cfg"]),
     ("negative_channels", ["model.bn=-3"], ["model.bn=-3", "whole number >= 1"]),
     ("text_channels", ["model.hidden=abc"], ["model.hidden", "Integer"]),
     ("fractional_channels", ["model.skip=1.5"], ["model.skip", "Integer"]),

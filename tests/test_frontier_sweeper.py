@@ -75,6 +75,10 @@ def test_frontier_sweep_finds_the_frontier_then_resumes_with_zero_compiles(tmp_p
     pytest.param("model.n_filters=512,128", ["model.n_filters", "not ordered"],
                  marks=pytest.mark.slow),
     ("search.objective=size", ["search.objective='size'", "params, macs"]),
+    pytest.param("search.workers=-1", ["search.workers=-1", "whole number >= 0"],
+                 marks=pytest.mark.slow),
+    pytest.param("search.grace_s=30", ["search.grace_s=30", "greater than search.heartbeat_s"],
+                 marks=pytest.mark.slow),
 ])
 def test_bad_search_settings_stop_with_one_line(tmp_path, override, words):
     args = [a for a in ARGS if not a.startswith("model.n_filters")] + [override]

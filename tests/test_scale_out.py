@@ -8,62 +8,18 @@ missing.  initdb refuses to run as root, so as root the cluster is owned by ``po
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from helpers import REPO
 
 pytestmark = pytest.mark.slow  # subprocess workers and servers: the CI tier
-from test_tracking_server import Server, _free_port  # noqa: E402
+from test_tracking_server import Server  # noqa: E402
 
 KNOBS = ["model.n_filters=64,128", "model.time_len=4000,8000,16000"]
-
-
-def _pg_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
-def _as_cluster_owner(argv: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
-
-
-@pytest.fixture
-def postgres():
-    """A throwaway PostgreSQL cluster on 127.0.0.1:<free port>; yields the Optuna URL."""
-    pytest.importorskip("psycopg2", reason="psycopg2-binary is not installed (pip)")
-    bindir = _pg_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.skip("running as root without runuser: initdb cannot run as root")
-    # outside pytest's 0700 tmp tree, so the cluster owner can reach it
-    root = Path(tempfile.mkdtemp(prefix="tasnet_pg_"))
-    os.chmod(root, 0o755)
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-    data, port = root / "data", _free_port()
-    run = lambda *a: subprocess.run(_as_cluster_owner([str(x) for x in a]), check=True,  # noqa
-                                    capture_output=True, text=True, timeout=120)
-    try:
-        run(bindir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        run(bindir / "pg_ctl", "-D", data, "-l", root / "pg.log", "-w", "-t", "60", "-o",
-            f"-p {port} -k {root} -h 127.0.0.1 -c fsync=off", "start")
-        run(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "optuna")
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/optuna"
-    finally:
-        if (data / "postmaster.pid").exists():
-            subprocess.run(_as_cluster_owner([str(bindir / "pg_ctl"), "-D", str(data), "-m",
-                                              "immediate", "stop"]),
-                           capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -84,6 +85,7 @@ class FrontierSweeperImpl:
         from tasnet_sweep.search.lattice import Lattice, SearchSpaceError
         from tasnet_sweep.search.study import FrontierStudy, JournalDamaged
 
+        started = time.monotonic()  # the wall clock the report gives
         search, knobs, passthrough = self._search_space(arguments)
         try:
             lattice = Lattice.from_spec(knobs)
@@ -131,14 +133,19 @@ class FrontierSweeperImpl:
                     out.append(None)
             return out
 
-        state = driver.run(lattice, study, launch, sampler=search.sampler,
-                           batch_size=search.batch_size, max_trials=search.max_trials,
-                           seed=search.seed, record_inferred=search.record_inferred,
-                           prior=prior, objective=objective)
+        if search.get("workers"):
+            state = self._run_workers(sweep_dir, search, lattice, study, passthrough,
+                                      prior, objective, returns)
+        else:
+            state = driver.run(lattice, study, launch, sampler=search.sampler,
+                               batch_size=search.batch_size, max_trials=search.max_trials,
+                               seed=search.seed, record_inferred=search.record_inferred,
+                               prior=prior, objective=objective)
         best = None
         if objective is not None and state.done:
             best = driver.best_pass(state.knowledge.status, objective)
-        frontier = summarize(lattice, state.knowledge, state.records, objective_name, best)
+        frontier = summarize(lattice, state.knowledge, state.records, objective_name, best,
+                             wall_clock_s=time.monotonic() - started, uncertain=state.uncertain)
         write_reports(frontier, sweep_dir, title=f"Frontier: {study_name}", png=search.plot)
         write_text(sweep_dir / "optimization_results.yaml", OmegaConf.to_yaml(
             self._results(frontier, state, study)))
@@ -153,6 +160,39 @@ class FrontierSweeperImpl:
         log.info("frontier files (frontier.md, frontier.tsv, frontier.png, "
                  "optimization_results.yaml) in %s", sweep_dir)
         return returns
+
+    def _run_workers(self, sweep_dir, search, lattice, study, passthrough, prior, objective,
+                     returns):
+        """``search.workers=N``: N jobs through the launcher, each searching on its own
+        (tasnet_sweep/search/worker.py); then the study's answers, as one run's state."""
+        from tasnet_sweep.search import driver
+        from tasnet_sweep.search.worker import write_spec
+
+        knobs = {k.name: list(k.values) for k in lattice.knobs}
+        write_spec(sweep_dir, knobs, passthrough, study.study_name, prior, objective)
+        def compiled() -> int:  # answered by a compile: pass, fail, or the estimate unsure
+            return len(study.load()[0].observed) + len(study.uncertain_points())
+
+        before = compiled()
+        jobs = [[*passthrough, f"search.worker={i}", f"run_tag=search_worker{i}"]
+                for i in range(search.workers)]
+        log.info("starting %d search workers (study %s in %s)", len(jobs), study.study_name,
+                 study.location)
+        results = self.launcher.launch(jobs, initial_job_idx=self.job_idx)
+        self.job_idx += len(jobs)
+        returns.append(results)
+        for r in results:
+            try:
+                log.info("search worker %s", r.return_value)
+            except Exception as exc:  # a worker lost: the others carried on without it
+                log.error("search worker %s failed: %s", r.overrides, exc)
+        knowledge, records = study.load()
+        state = driver.SearchRun(knowledge, records, compiled_before=before,
+                                 compiled_now=compiled() - before,
+                                 uncertain=sorted(study.uncertain_points()), objective=objective)
+        if search.record_inferred:
+            state.inferred_recorded = study.record_inferred(knowledge)
+        return state
 
     def _sizes(self, lattice, passthrough, objective: str):
         """search.objective of every point (the first job's config with each point's knobs)."""
@@ -179,7 +219,8 @@ class FrontierSweeperImpl:
             "study_name": study.study_name,
             "storage": study.location,
             "exact": frontier.complete,
-            "unknown": state.knowledge.unknown,
+            "unknown": frontier.unknown,
+            "uncertain": [plain(p) for p in frontier.open_uncertain],
             "compiles_this_run": state.compiled_now,
             "compiles_before": state.compiled_before,
             "inferred_recorded": state.inferred_recorded,
@@ -188,4 +229,6 @@ class FrontierSweeperImpl:
             "best_value": best_value,
             "maximal_passing": [plain(p) for p in frontier.maximal_passing],
             "minimal_failing": [plain(p) for p in frontier.minimal_failing],
+            # compile_hours_spent / _saved_by_inference, wall_clock_hours (search/cost.py)
+            **frontier.cost.results(),
         }

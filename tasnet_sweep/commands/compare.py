@@ -23,7 +23,7 @@ from ..tracking.mlflow_store import resolve_uri
 COLUMNS = ("sweep", "run_tag", "unit", "params", "macs", "verdict", "evidence",
            "failure_family", "est_contexts", "est_fps", "hw_arch", "compiler_version")
 MARKERS = {"real": "o", "estimate": "^", "replay": "s", "inferred": "x"}
-COLOURS = {"pass": "#2e7d32", "fail": "#c62828"}
+COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "uncertain": "#f9a825"}  # uncertain: estimate
 
 
 def trial_rows(uri: str, experiments: list[str] | None = None,
@@ -167,8 +167,10 @@ def main(argv: list[str] | None = None) -> int:
               + (f" under parent {args.parent}" if args.parent else ""), file=sys.stderr)
         return 1
     print(format_table(rows))
+    unsure = sum(r["verdict"] == "uncertain" for r in rows)
     print(f"{len(rows)} trial(s), {sum(r['verdict'] == 'pass' for r in rows)} pass, "
-          f"{len({r['sweep'] for r in rows})} sweep(s)")
+          + (f"{unsure} uncertain (estimate inside a recorded bracket), " if unsure else "")
+          + f"{len({r['sweep'] for r in rows})} sweep(s)")
     if args.png:
         print(f"plot: {plot(rows, args.png)}")
     return 0

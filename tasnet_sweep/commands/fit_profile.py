@@ -6,6 +6,14 @@ every combination of candidate values for the FITTED constants, keeps the combin
 agrees best on hef_success (then har_success; ties go to the values closest to the base
 profile), and writes the base profile's yaml with those values and their provenance.
 A constant that no row's verdict depends on keeps its base value and comment.
+
+It also narrows the profile's ``row_brackets`` (compile/estimate/brackets.py): the largest row
+buffer of each estimate family in a real compile that passed raises that family's largest
+recorded pass, and an allocator failure that only one family can explain lowers its smallest
+recorded fail; configs strictly between the two are ``verdict=uncertain``.  ``--brackets-only``
+keeps the FITTED constants (no grid search); ``--fresh-brackets`` derives the brackets from
+these rows alone instead of narrowing the base profile's (hailo8's were derived so, from the
+public table).
 """
 
 from __future__ import annotations
@@ -20,6 +28,14 @@ import sys
 from pathlib import Path
 
 from ..atomic import write_text
+from ..compile.estimate.brackets import (
+    SIZE_FAILURES,
+    Derived,
+    Observation,
+    derive,
+    profile_brackets,
+)
+from ..compile.estimate.graph import Graph
 from ..compile.estimate.profile import (
     FITTED_FIELDS,
     HYPOTHESIS_FIELDS,
@@ -27,7 +43,10 @@ from ..compile.estimate.profile import (
     profile_from_node,
     profile_path,
 )
-from ..config import ConfigError
+from ..compile.estimate.resources import graph_costs
+from ..compile.failures import classify
+from ..config import BRACKET_FAMILIES, ConfigError
+from ..outcome_table import TableError, read_table
 from .agreement import (
     DEFAULT_TSV,
     EXIT_INPUT,
@@ -134,6 +153,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True,
                     help="the profile to write, e.g. conf/hw/hailo8_cal.yaml")
     ap.add_argument("--base", default="hailo8", help="profile to start from (name or yaml path)")
+    ap.add_argument("--brackets-only", action="store_true",
+                    help="only narrow the row brackets; keep the FITTED constants")
+    ap.add_argument("--fresh-brackets", action="store_true",
+                    help="derive the row brackets from these rows alone, not narrowing the "
+                         "base profile's (e.g. rows from another DFC version)")
     return ap
 
 
@@ -146,6 +170,7 @@ class _Fit:
     best: object  # the refitted HwProfile
     after: Evaluation
     constrained: dict
+    derived: Derived | None = None  # the row brackets after these rows
 
 
 def _fit(args, out: Path) -> _Fit:
@@ -171,8 +196,46 @@ def _fit(args, out: Path) -> _Fit:
                          "can be rebuilt as a graph")
     graphs = build_graphs([r.spec for r in usable])
     before = evaluate(rows, base, graphs)
-    best, after, constrained = search(rows, graphs, base)
-    return _Fit(base, base_text, usable, before, best, after, constrained)
+    if args.brackets_only:
+        best, after, constrained = base, before, dict.fromkeys(FITTED_FIELDS, False)
+    else:
+        best, after, constrained = search(rows, graphs, base)
+    derived = derive(observations(rows, graphs, base, args.tsv),
+                     None if args.fresh_brackets else profile_brackets(base))
+    return _Fit(base, base_text, usable, before, best, after, constrained, derived)
+
+
+def observations(rows, graphs: dict, hw, tsv) -> list[Observation]:
+    """The real outcomes with a graph, as the brackets' evidence (``brackets.derive``)."""
+    sized = _size_failures(tsv, rows)
+    out = []
+    for row, size_failure in zip(rows, sized):
+        graph = graphs.get(row.spec) if row.spec is not None else None
+        if row.evidence != "real" or row.hef is None or not isinstance(graph, Graph):
+            continue
+        out.append(Observation(row.case, bool(row.hef), size_failure and row.har is not False,
+                               graph_costs(graph.layers, hw)))
+    return out
+
+
+def _size_failures(tsv, rows) -> list[bool]:
+    """Per outcome row: did the allocator refuse it for want of room (``SIZE_FAILURES``)?  From
+    the table's ``failure_family``, else its exception and ``failure_head`` classified as a
+    compile failure (an allocator timeout or a reshape says nothing about a row's size)."""
+    try:
+        table, _ = read_table(Path(tsv))
+    except (OSError, TableError):
+        table = []
+    if len(table) != len(rows):  # one outcome row per table row: else only the exception
+        table = [{"exception": r.exception} for r in rows]
+    found = []
+    for r in table:
+        family = (r.get("failure_family") or "").strip()
+        exc = (r.get("exception_type") or r.get("exception") or "").strip()
+        if not family and exc:
+            family = classify(exc, r.get("failure_head") or "", "compile").family
+        found.append(family in SIZE_FAILURES)
+    return found
 
 
 def _profile_text(args, fit: _Fit) -> str:
@@ -181,7 +244,45 @@ def _profile_text(args, fit: _Fit) -> str:
                   f"{fit.base.arch}, {_dt.date.today().isoformat()}")
     if any(fit.constrained[h] for h in HYPOTHESIS_FIELDS):
         provenance += "; " + ", ".join(HYPOTHESIS_FIELDS) + " remains a HYPOTHESIS"
-    return profile_yaml(fit.base_text, fit.best.fitted(), fit.constrained, provenance)
+    text = fit.base_text if args.brackets_only else profile_yaml(
+        fit.base_text, fit.best.fitted(), fit.constrained, provenance)
+    return brackets_yaml(text, fit.derived, Path(args.tsv).name) if fit.derived else text
+
+
+ROW_BRACKETS_BLOCK = re.compile(r"^row_brackets:[^\n]*\n?(?:[ \t]+[^\n]*\n?)*", re.M)
+
+
+def brackets_yaml(text: str, derived: Derived, source: str) -> str:
+    """``text`` with its ``row_brackets`` block (or none) replaced by ``derived``'s, each
+    bound labelled with the case that set it (or the base profile)."""
+    head = (f"{'row_brackets:':<44}# RECORDED by {PROG} from {source} (real outcomes): row "
+            "buffer bytes [largest pass, smallest fail] per estimate family")
+    lines = []
+    for family in BRACKET_FAMILIES:
+        b = derived.brackets.get(family)
+        if b is None:
+            continue
+        bounds = _bounds_text(b)
+        low = _bound_text(b.pass_max, derived.pass_case.get(family), "pass")
+        high = _bound_text(b.fail_min, derived.fail_case.get(family), "fail")
+        lines.append(f"  {family + ':':<6}{bounds:<36}# RECORDED: {low}; {high}")
+    block = "\n".join([head, *lines]) if lines else \
+        f"{'row_brackets:':<33}{{}}{'':<9}# RECORDED by {PROG} from {source}: no bracket"
+    if ROW_BRACKETS_BLOCK.search(text):
+        return ROW_BRACKETS_BLOCK.sub(lambda _m: block + "\n", text, count=1)
+    return text.rstrip("\n") + "\n" + block + "\n"
+
+
+def _bounds_text(bracket) -> str:
+    if bracket is None:
+        return "none"
+    return "[" + ", ".join("null" if v is None else str(v) for v in bracket.bounds()) + "]"
+
+
+def _bound_text(value, case: str | None, kind: str) -> str:
+    if value is None:
+        return f"no recorded {kind}"
+    return f"{kind} {value:,} B ({case or 'kept from the base profile'})"
 
 
 def _print_report(args, fit: _Fit) -> None:
@@ -191,7 +292,8 @@ def _print_report(args, fit: _Fit) -> None:
         print(f"{PROG}: warning: rows were recorded on {', '.join(archs)}, the base profile "
               f"is {base.arch}")
     print(f"{PROG}: {args.tsv} ({len(after.verdicts)} rows evaluated, "
-          f"{len(after.skipped)} skipped), base profile {args.base} (evidence=estimate)")
+          f"{len(after.skipped)} skipped, {len(after.unmapped)} not mapped), base profile "
+          f"{args.base} (evidence=estimate)")
     print(f"before: hef_success agreement: {pct(*before.score('hef'))}; "
           f"har_success agreement: {pct(*before.score('har'))}")
     print(f"after:  hef_success agreement: {pct(*after.score('hef'))}; "
@@ -202,8 +304,29 @@ def _print_report(args, fit: _Fit) -> None:
         if name in HYPOTHESIS_FIELDS and fit.constrained[name]:
             status += " (a HYPOTHESIS)"
         print(f"  {name}: {old} -> {new} ({status})")
+    _print_brackets(fit)
     for line in report_lines(after)[2:]:
         print(line)
+
+
+def _print_brackets(fit: _Fit) -> None:
+    if fit.derived is None:
+        return
+    old, new = profile_brackets(fit.base), fit.derived.brackets
+    print("row brackets (row buffer bytes [largest recorded pass, smallest recorded fail]; a "
+          "config strictly between is verdict=uncertain):")
+    for family in BRACKET_FAMILIES:
+        before, after = _bounds_text(old.get(family)), _bounds_text(new.get(family))
+        if before == after == "none":
+            continue
+        print(f"  {family}: {after} ({'kept' if before == after else f'was {before}'})")
+    for what, items in (("ambiguous failures (more than one family could be the cause)",
+                         fit.derived.ambiguous),
+                        ("failures no family explains", fit.derived.unexplained),
+                        ("conflicts (a pass at or above a fail: kept the base bracket)",
+                         fit.derived.conflicts)):
+        if items:
+            print(f"  {what}: {', '.join(items)}")
 
 
 if __name__ == "__main__":

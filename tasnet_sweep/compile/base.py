@@ -4,6 +4,8 @@ A backend answers one question for one ONNX unit: does it go through translate (
 optimize (calibrate + quantize) and compile (-> HEF) for this hardware, and if not, where and
 why.  ``evidence`` says what kind of answer it is: ``real`` (the Hailo DFC ran), ``estimate``
 (the offline allocator model), ``replay`` (a recorded outcome), ``inferred`` (search only).
+The verdict is ``pass`` or ``fail``, or, from the estimate alone, ``uncertain``: the recorded
+real outcomes bracket the deciding quantity and cannot tell (``CompileOutcome.bracket``).
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ class CompileOutcome:
     tool_version: str = ""
     cache_hit: bool = False
     report_path: str | None = None  # per-layer report written by the backend, if any
+    #: the estimate's own doubt: set when a layer's row buffer lies inside its family's
+    #: recorded bracket (family, quantity, value, pass_max, fail_min, layer, layer_family,
+    #: point_verdict, inside); the verdict is then ``uncertain`` and the compile stage has no
+    #: answer (ok None) -- unless a failure is recorded as well
+    bracket: dict[str, Any] | None = None
 
     def stage(self, name: str) -> StageResult:
         for s in self.stages:
@@ -90,6 +97,10 @@ class CompileOutcome:
 
     @property
     def verdict(self) -> str:
+        """pass | fail | uncertain (only an estimate: see ``bracket``; neither a pass nor a
+        fail, so never evidence of either)."""
+        if self.bracket is not None and self.failure is None:
+            return "uncertain"
         return "pass" if self.hef_success else "fail"
 
     def as_dict(self) -> dict:
@@ -109,7 +120,8 @@ class CompileOutcome:
         return cls(backend=d["backend"], evidence=d["evidence"],
                    stages=[StageResult(**s) for s in d["stages"]], failure=failure,
                    metrics=d.get("metrics", {}), tool_version=d.get("tool_version", ""),
-                   cache_hit=d.get("cache_hit", False), report_path=d.get("report_path"))
+                   cache_hit=d.get("cache_hit", False), report_path=d.get("report_path"),
+                   bracket=d.get("bracket"))
 
 
 class CompileBackend(abc.ABC):

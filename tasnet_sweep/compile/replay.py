@@ -4,12 +4,20 @@ A request matches a row when every descriptive column the row fills in (unit or 
 counts, widths, knobs, hw_arch) equals the request's value; the most specific match wins.  The
 public table's module names and ``model_config`` pairs are mapped onto this project's unit names
 and knob columns.  Every answer is labelled ``evidence=replay``; where the row itself came from
-an estimate, ``metrics.replayed_evidence`` says so.
+an estimate, ``metrics.replayed_evidence`` says so; a row whose estimate was unsure
+(``verdict=uncertain``) replays as uncertain, with its bracket.
+
+A row with a recorded duration (a summary's ``compile_seconds``, else its trial ``seconds``; the
+public table has none) gives its stage times that duration, and with
+``compiler.replay_time_scale`` > 0 the answer comes after duration x scale seconds: a farm's
+search is rehearsed on one machine, reporting the recorded compile-hours in scaled wall time.
 """
 
 from __future__ import annotations
 
+import math
 import re
+import time
 from pathlib import Path
 
 from ..config import ConfigError
@@ -41,6 +49,9 @@ TRUE = {"true", "1", "yes", "pass"}
 #: ``compiler.replay_tsv=public``: the public outcomes table shipped in the package
 PUBLIC_NAME = "public"
 OPTIMIZE_FAMILIES = frozenset({"quantization", "calibration_shape"})
+#: columns holding a row's recorded duration, in order of preference (a summary.tsv's compile
+#: stages' sum, else its whole trial's seconds)
+DURATION_COLUMNS = ("compile_seconds", "seconds")
 
 
 def _normalise(row: dict) -> dict:
@@ -118,6 +129,7 @@ class ReplayBackend(CompileBackend):
         self.path = tsv_path(compiler_cfg.replay_tsv)
         self.rows = load_rows(self.path)
         self.missing = compiler_cfg.replay_missing
+        self.time_scale = float(compiler_cfg.get("replay_time_scale") or 0.0)
         self._compiler_cfg, self._hw_cfg = compiler_cfg, hw_cfg
         self._digest = file_digest(self.path)
 
@@ -155,10 +167,38 @@ class ReplayBackend(CompileBackend):
             raise ConfigError([f"compiler.replay_tsv={str(self.path)!r} has no recorded outcome "
                                f"for {described}: record it, or set "
                                "compiler.replay_missing=estimate"])
-        return outcome_from_row(row, self.path)
+        outcome = outcome_from_row(row, self.path)
+        seconds = recorded_seconds(row)
+        if seconds and self.time_scale > 0:  # the recorded compile, played scaled
+            time.sleep(seconds * self.time_scale)
+        return outcome
+
+
+def recorded_seconds(row: dict) -> float | None:
+    """The row's recorded compile duration (``DURATION_COLUMNS``), or None when it has none
+    that is a number of seconds."""
+    for column in DURATION_COLUMNS:
+        try:
+            seconds = float(row.get(column) or "")
+        except ValueError:
+            continue
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    return None
+
+
+def _timed(stages: list[StageResult], seconds: float | None) -> list[StageResult]:
+    """The recorded duration on the last stage that ran (a row records no split by stage)."""
+    ran = [s for s in stages if s.ok is not None]
+    if seconds and ran:
+        ran[-1].seconds = seconds
+        ran[-1].log += f" (recorded {seconds:g} s for the whole compile)"
+    return stages
 
 
 def outcome_from_row(row: dict, source: Path) -> CompileOutcome:
+    if row.get("verdict", "").lower() == "uncertain":
+        return _uncertain_from_row(row, source)
     har = row.get("har_success", "").lower() in TRUE
     hef = row.get("hef_success", "").lower() in TRUE
     log = f"replayed from {source}: {row.get('run_tag') or row.get('case') or 'row'}"
@@ -175,12 +215,38 @@ def outcome_from_row(row: dict, source: Path) -> CompileOutcome:
         failure = Failure(family=family or "unknown", stage=stage, exception_type=exc,
                           message=head, layer=layer, layer_family=layer_family)
     failed_at = STAGES.index(failure.stage) if failure else len(STAGES)
-    stages = [StageResult(name, True if i < failed_at else (False if i == failed_at else None),
-                          log=log if i <= failed_at else "")
-              for i, name in enumerate(STAGES)]
+    stages = _timed([StageResult(name,
+                                 True if i < failed_at else (False if i == failed_at else None),
+                                 log=log if i <= failed_at else "")
+                     for i, name in enumerate(STAGES)], recorded_seconds(row))
     metrics = {"replayed_evidence": row.get("evidence") or "real"}
     return CompileOutcome("replay", "replay", stages, failure, metrics,
                           tool_version=row.get("tool_version", ""))
+
+
+def _uncertain_from_row(row: dict, source: Path) -> CompileOutcome:
+    """A summary row of an estimate that was unsure (``verdict=uncertain``): replayed as
+    uncertain, with its bracket -- neither a pass nor a fail."""
+    log = (f"replayed from {source}: {row.get('run_tag') or 'row'} (verdict=uncertain: the "
+           "estimate lay inside a recorded bracket)")
+    stages = _timed([StageResult("translate", True, log=log), StageResult("optimize", True),
+                     StageResult("compile", None, log=log)], recorded_seconds(row))
+
+    def number(column: str) -> int | None:
+        try:
+            return int(float(row.get(column) or ""))
+        except ValueError:
+            return None
+
+    bracket = {"family": row.get("est_bracket_family") or None, "quantity": "row_bytes",
+               "value": number("est_bracket_row_bytes"),
+               "pass_max": number("est_bracket_pass_max"),
+               "fail_min": number("est_bracket_fail_min"),
+               "layer": row.get("est_bracket_layer") or None, "layer_family": None,
+               "point_verdict": row.get("est_point_verdict") or None, "inside": []}
+    return CompileOutcome("replay", "replay", stages, None,
+                          {"replayed_evidence": row.get("evidence") or "estimate"},
+                          tool_version=row.get("tool_version", ""), bracket=bracket)
 
 
 def _classify(exc: str, head: str, stage: str, layer, layer_family):

@@ -67,15 +67,23 @@ def write_report(sweep_dir: str | Path, summary_name: str, experiment: str,
     return write_text(sweep_dir / "report.md", "\n".join(lines))
 
 
+def _unsure(row) -> bool:
+    """An estimate inside a recorded bracket: neither a pass nor a fail."""
+    return str(row.get("verdict", "")).lower() == "uncertain"
+
+
 def _status_lines(rows: list[dict], summary: Path) -> list[str]:
     har_ok = sum(_ok(r, "har_success") for r in rows)
     hef_ok = sum(_ok(r, "hef_success") for r in rows)
-    first_fail = next((r for r in rows if not _ok(r, "hef_success")), None)
+    first_fail = next((r for r in rows if not _ok(r, "hef_success") and not _unsure(r)), None)
+    unsure = sum(_unsure(r) for r in rows)
     lines = ["## HAR status", "",
              f"{'PASS' if har_ok == len(rows) else 'FAIL'}: {har_ok}/{len(rows)} parsed. "
              f"Summary: `{summary}`", "",
              "## HEF status", ""]
-    if first_fail is None:
+    if first_fail is None and unsure:
+        lines.append(f"UNCERTAIN: {hef_ok}/{len(rows)} compiled, no failure.")
+    elif first_fail is None:
         lines.append(f"PASS: {hef_ok}/{len(rows)} compiled.")
     else:
         family = first_fail.get("first_failing_layer_family") or "unknown"
@@ -83,6 +91,10 @@ def _status_lines(rows: list[dict], summary: Path) -> list[str]:
                      f"**{family}** (unit `{first_fail.get('unit')}`, layer "
                      f"`{first_fail.get('first_failing_layer') or '?'}`, failure "
                      f"`{first_fail.get('failure_family') or '?'}`).")
+    if unsure:
+        lines.append(f"{unsure} row(s) uncertain: the estimate's row buffer lies inside a "
+                     "recorded bracket (`est_bracket_*` columns), neither pass nor fail; "
+                     "only a real compile can tell.")
     return lines
 
 
@@ -103,7 +115,7 @@ def _rows_table(rows: list[dict], label_cols: list[str]) -> list[str]:
     for i, r in enumerate(rows, 1):
         cells = [r.get("unit", ""), *[r.get(c, "") for c in label_cols],
                  "pass" if _ok(r, "har_success") else "fail",
-                 "pass" if _ok(r, "hef_success") else "fail",
+                 "uncertain" if _unsure(r) else "pass" if _ok(r, "hef_success") else "fail",
                  r.get("failure_family", ""), r.get("first_failing_layer", "")]
         lines.append(f"| {i} | " + " | ".join(str(c) for c in cells) + " |")
     lines.append("")

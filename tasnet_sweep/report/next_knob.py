@@ -22,8 +22,13 @@ The rule, in order (the first failing row in run order decides; its layer family
 |                                                 | temporal: tiling=none                             |
 | anything else                                   | halve the failing unit's width (model.time_len    |
 |                                                 | for waveform units, unit.width otherwise)         |
+| no failure, an estimate verdict=uncertain       | compiler=hailo_dfc (only a real compile answers   |
+|                                                 | inside the recorded bracket)                      |
 | no failure                                      | scale up: double model.time_len (or               |
 |                                                 | tiling.tile_width when tiled)                     |
+
+An ``uncertain`` row (the estimate's row buffer inside a recorded bracket) is neither a pass nor
+a failure: it never decides a failure rule.
 """
 
 from __future__ import annotations
@@ -59,12 +64,27 @@ def _is_pass(row: dict) -> bool:
     return str(row.get("hef_success", "")).lower() == "true"
 
 
+def _is_uncertain(row: dict) -> bool:
+    return str(row.get("verdict", "")).lower() == "uncertain"
+
+
+def _unsure_reason(row: dict) -> str:
+    return (f"the estimate is unsure about unit {row.get('unit')}: layer "
+            f"{row.get('est_bracket_layer') or '?'} buffers {row.get('est_bracket_row_bytes') or '?'}"
+            f" B, between the {row.get('est_bracket_pass_max') or '?'} B that passed and the "
+            f"{row.get('est_bracket_fail_min') or '?'} B that failed in real compiles; only a "
+            "real compile can tell")
+
+
 def next_knob(rows: list[dict], compiler: dict | None = None) -> NextKnob:
     """One change for the next run, from rows of a summary TSV in run order.
 
     ``compiler`` holds the sweep's compiler settings (timeouts), which rows do not record.
     The rules are tried in the order of the table above."""
-    failing = next((r for r in rows if not _is_pass(r)), None)
+    failing = next((r for r in rows if not _is_pass(r) and not _is_uncertain(r)), None)
+    unsure = next((r for r in rows if _is_uncertain(r)), None)
+    if failing is None and unsure is not None:
+        return NextKnob("compiler=hailo_dfc", _unsure_reason(unsure))
     if failing is None:
         return _scale_up(rows[-1] if rows else {})
     family = failing.get("failure_family") or "unknown"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..atomic import write_bytes
 
-COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "": "#bdbdbd"}
+COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "uncertain": "#f9a825", "": "#bdbdbd"}
 
 
 def png_bytes(fig) -> bytes:
@@ -43,8 +43,9 @@ def varying_columns(rows: list[dict], candidates) -> list[str]:
 
 
 def pass_fail_strip(rows: list[dict], label_columns, path: str | Path, title: str) -> Path:
-    """One line per row in run order with two cells (HAR, HEF): green pass, red fail, grey
-    not run; each line is labelled with the knobs that vary across the rows."""
+    """One line per row in run order with two cells (HAR, HEF): green pass, red fail, amber
+    uncertain (an estimate inside a recorded bracket), grey not run; each line is labelled
+    with the knobs that vary across the rows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,8 +64,10 @@ def pass_fail_strip(rows: list[dict], label_columns, path: str | Path, title: st
     for i, row in enumerate(rows):
         y = n - 1 - i
         for col, key in enumerate(("har_success", "hef_success")):
-            ax.add_patch(plt.Rectangle((col, y), 0.94, 0.9,
-                                       color=COLOURS[_state(row.get(key, ""))]))
+            state = _state(row.get(key, ""))
+            if key == "hef_success" and str(row.get("verdict", "")).lower() == "uncertain":
+                state = "uncertain"  # an estimate inside a recorded bracket
+            ax.add_patch(plt.Rectangle((col, y), 0.94, 0.9, color=COLOURS[state]))
     ax.set_xlim(0, 2)
     ax.set_ylim(0, n)
     ax.set_xticks([0.47, 1.47], ["HAR", "HEF"])
@@ -74,6 +77,7 @@ def pass_fail_strip(rows: list[dict], label_columns, path: str | Path, title: st
     ax.set_title(title, fontsize=9, pad=18)
     ax.legend(handles=[Patch(color=COLOURS["pass"], label="pass"),
                        Patch(color=COLOURS["fail"], label="fail"),
+                       Patch(color=COLOURS["uncertain"], label="uncertain (estimate)"),
                        Patch(color=COLOURS[""], label="not run")],
               loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
     for side in ("top", "right", "left", "bottom"):

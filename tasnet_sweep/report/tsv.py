@@ -27,8 +27,12 @@ SUMMARY_COLUMNS = (
     "backend", "evidence", "hw_arch", "verdict", "har_success", "hef_success",
     "exception_type", "failure_family", "failure_head", "first_failing_layer",
     "first_failing_layer_family", "est_contexts", "est_fps",
+    # verdict=uncertain (estimate only): the estimate's own guess, and the layer whose row
+    # buffer lies inside its family's recorded bracket [pass_max, fail_min] (bytes)
+    "est_point_verdict", "est_bracket_family", "est_bracket_layer", "est_bracket_row_bytes",
+    "est_bracket_pass_max", "est_bracket_fail_min",
     "n_hefs", "configure_waves_per_audio_s", "switches_per_audio_s", "est_device_rtf",
-    "cache_hit",
+    "cache_hit", "compile_seconds", "compile_seconds_spent",
     "parity_max_abs", "status", "seconds",
     "onnx_path", "har_path", "hef_path", "result_path", "run_dir",
 )

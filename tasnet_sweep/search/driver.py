@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ..progress import bar as progress_bar
-from .lattice import PASS, UNKNOWN, Knowledge, Lattice
+from .lattice import PASS, UNCERTAIN, UNKNOWN, Knowledge, Lattice
 from .proposers import Proposer, make_proposer
-from .study import FrontierStudy, job_outcome, open_storage, storage_location
+from .study import FrontierStudy, is_uncertain, job_outcome, open_storage, storage_location
 
 log = logging.getLogger(__name__)
 CLAIM_POLL_S = 1.0  # how often a worker looks again when every proposal is held by others
@@ -36,6 +36,8 @@ class SearchRun:
     compiled_before: int  # compiles already in the study when this run started
     compiled_now: int = 0  # compiles launched by this run
     errors: list = field(default_factory=list)  # points whose job said nothing about size
+    #: points the estimate answered ``uncertain``: no evidence, and not asked again
+    uncertain: list = field(default_factory=list)
     inferred_recorded: int = 0
     objective: np.ndarray | None = None  # search.objective of every point (sizes.py), or None
 
@@ -85,7 +87,7 @@ def run(lattice: Lattice, study: FrontierStudy, launch: Launch,
         if isinstance(sampler, str) else sampler
     knowledge, records = study.load()
     state = SearchRun(knowledge, records, compiled_before=len(knowledge.observed),
-                      objective=objective)
+                      objective=objective, uncertain=sorted(study.uncertain_points()))
     log.info("study %s: %d compiled, %d of %d configurations answered", study.study_name,
              state.compiled_before, lattice.size - knowledge.unknown, lattice.size)
     asks = 0
@@ -122,7 +124,9 @@ def _show(shown, state: SearchRun, lattice: Lattice) -> None:
 
 
 def prior_from_study(lattice: Lattice, study_name: str, storage: str | None = None):
-    """The knowledge of another study over the same knobs, as a prior status grid."""
+    """The knowledge of another study over the same knobs, as a prior status grid: PASS and
+    FAIL where it answered (compiled or inferred), UNCERTAIN where its estimate was unsure
+    (the frontier sampler compiles those first), UNKNOWN elsewhere."""
     import optuna
 
     location = storage_location(storage, study_name)
@@ -135,11 +139,17 @@ def prior_from_study(lattice: Lattice, study_name: str, storage: str | None = No
         optuna.load_study(study_name=study_name, storage=open_storage(location))
     except KeyError:
         raise missing from None
-    knowledge, _ = FrontierStudy(lattice, study_name, location).load()
-    if not knowledge.observed:
+    prior_study = FrontierStudy(lattice, study_name, location)
+    knowledge, _ = prior_study.load()
+    uncertain = prior_study.uncertain_points()
+    if not knowledge.observed and not uncertain:
         raise ValueError(f"search.prior_study={study_name!r} has no compiled configurations of "
                          "this search space: expected a study run over the same knobs")
-    return knowledge.status.copy()
+    status = knowledge.status.copy()
+    for point in uncertain:  # the estimate was unsure there: a real compile decides first
+        if status[point] == UNKNOWN:
+            status[point] = UNCERTAIN
+    return status
 
 
 def _refresh(state: SearchRun, study: FrontierStudy) -> None:
@@ -149,6 +159,7 @@ def _refresh(state: SearchRun, study: FrontierStudy) -> None:
         if point not in state.knowledge.observed:
             state.knowledge.record(point, passed)
             state.records[point] = records[point]
+    state.uncertain += sorted(study.uncertain_points() - set(state.uncertain))
 
 
 def _step(state: SearchRun, study: FrontierStudy, proposer: Proposer, launch: Launch,
@@ -179,7 +190,8 @@ def _claim_proposals(state: SearchRun, study: FrontierStudy, proposer: Proposer,
     are proposed around; when every proposal is held, wait for that worker's answers."""
     held: list = []  # points another worker is compiling right now
     for _ in range(50):
-        batch = proposer.propose(state.knowledge, room, pending=[*state.errors, *held],
+        batch = proposer.propose(state.knowledge, room,
+                                 pending=[*state.errors, *state.uncertain, *held],
                                  allowed=state.worth_compiling)
         if not batch:
             if not held:
@@ -201,6 +213,11 @@ def _claim_proposals(state: SearchRun, study: FrontierStudy, proposer: Proposer,
 def _record_known(state: SearchRun, study: FrontierStudy, point, result) -> bool | None:
     """Take in a job's answer, whose trial ``record_claimed`` completed (or released)."""
     passed = job_outcome(result)
+    if is_uncertain(result):
+        state.uncertain.append(point)
+        log.info("%s: the estimate is unsure (inside a recorded bracket); no evidence either "
+                 "way, left to a real compile", study.lattice.values(point))
+        return None
     if passed is None:
         state.errors.append(point)
         log.warning("job for %s said nothing about size (%s); not used as evidence",

@@ -2,8 +2,9 @@
 
 ``frontier.tsv`` lists the certificate (one row per maximal passing / minimal failing config),
 ``frontier.md`` says it in words (largest passing config by params and by MACs, the failure
-family at the boundary, the knob that crosses the boundary most often), ``frontier.png`` shows
-pass / fail / inferred over each pair of knobs.
+family at the boundary, the knob that crosses the boundary most often, the compile-hours spent
+and saved by inference: cost.py), ``frontier.png`` shows pass / fail / inferred over each pair
+of knobs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..atomic import write_bytes, write_text
 from ..report.next_knob import next_knob
 from ..report.plots import png_bytes
 from ..results import read_result
+from .cost import CompileCost, compile_cost
 from .lattice import FAIL, PASS, UNKNOWN, Knowledge, Lattice, boundary_masks
 
 
@@ -32,10 +34,30 @@ class Frontier:
     minimal_failing: list = field(default_factory=list)
     objective: str | None = None  # search.objective the run stopped on, if any
     best: tuple | None = None  # (point, value): the certified largest pass by it
+    wall_clock_s: float | None = None  # the search run's start to end, when it was measured
+    #: points the estimate answered ``uncertain`` (inside a recorded bracket): neither pass nor
+    #: fail, left to a real compile
+    uncertain: list = field(default_factory=list)
+
+    @property
+    def cost(self) -> CompileCost:
+        """Compile-hours spent, saved by inference, and the wall clock (cost.py)."""
+        return compile_cost(self.lattice, self.knowledge, self.records, self.wall_clock_s)
+
+    @property
+    def open_uncertain(self) -> list:
+        """The uncertain points nothing else answered (no inference reached them)."""
+        return [p for p in self.uncertain if self.knowledge.status[p] == UNKNOWN]
+
+    @property
+    def unknown(self) -> int:
+        """Points no backend answered, uncertain ones not counted."""
+        return self.knowledge.unknown - len(self.open_uncertain)
 
     @property
     def complete(self) -> bool:
-        return self.knowledge.complete
+        """Every config answered: pass or fail (compiled or inferred), or uncertain."""
+        return self.unknown == 0
 
     @property
     def compiles(self) -> int:
@@ -50,7 +72,8 @@ class Frontier:
 
     def rows(self) -> list[dict]:
         return ([self.row(p, "maximal_passing") for p in self.maximal_passing]
-                + [self.row(p, "minimal_failing") for p in self.minimal_failing])
+                + [self.row(p, "minimal_failing") for p in self.minimal_failing]
+                + [self.row(p, "uncertain") for p in self.open_uncertain])
 
     def largest_passing(self, by: str) -> tuple | None:
         """The compiled passing config with the most ``by`` (params or macs)."""
@@ -76,13 +99,16 @@ class Frontier:
 
 
 def summarize(lattice: Lattice, knowledge: Knowledge, records: dict | None = None,
-              objective: str | None = None, best: tuple | None = None) -> Frontier:
+              objective: str | None = None, best: tuple | None = None,
+              wall_clock_s: float | None = None, uncertain=()) -> Frontier:
     """The certificate as far as it is known (exact once no point is unknown); ``objective``
-    and ``best``: a search that stopped once its largest pass by the objective was certain."""
+    and ``best``: a search that stopped once its largest pass by the objective was certain;
+    ``wall_clock_s``: how long the search run took; ``uncertain``: points the estimate left
+    to a real compile."""
     maximal, minimal = boundary_masks(knowledge.status)
     pts = lambda m: [tuple(int(i) for i in p) for p in np.argwhere(m)]  # noqa: E731
     return Frontier(lattice, knowledge, dict(records or {}), pts(maximal), pts(minimal),
-                    objective, best)
+                    objective, best, wall_clock_s, sorted(set(uncertain)))
 
 
 def frontier_tsv(frontier: Frontier) -> str:
@@ -119,22 +145,36 @@ def next_knob_advice(frontier: Frontier) -> str | None:
     return f"`{nk.override}` for `{_config_text(frontier, worst)}` ({nk.reason})"
 
 
+def _status(frontier: Frontier) -> str:
+    """Exact or not, what the objective certified, and the configs left uncertain."""
+    size = frontier.lattice.size
+    state = ("exact: every configuration is answered" if frontier.complete else
+             f"NOT exact yet: {frontier.unknown} of {size} configurations unknown")
+    if frontier.best is not None and not frontier.complete:
+        state = (f"stopped on search.objective={frontier.objective}: only the largest passing "
+                 f"config by {frontier.objective} is certified, not the frontier "
+                 f"({frontier.unknown} of {size} configurations unknown)")
+    unsure = frontier.open_uncertain
+    if unsure:
+        state += (f"; {len(unsure)} uncertain (ESTIMATE: inside a recorded bracket, neither "
+                  "pass nor fail; a real compile decides them): "
+                  + ", ".join(f"`{_config_text(frontier, p)}`" for p in unsure[:8])
+                  + (" ..." if len(unsure) > 8 else ""))
+    return state
+
+
 def frontier_markdown(frontier: Frontier, title: str = "Frontier") -> str:
     k = frontier.knowledge
     lat = frontier.lattice
     lines = [f"# {title}", ""]
-    state = ("exact: every configuration is answered" if frontier.complete else
-             f"NOT exact yet: {k.unknown} of {lat.size} configurations unknown")
-    if frontier.best is not None and not frontier.complete:
-        state = (f"stopped on search.objective={frontier.objective}: only the largest passing "
-                 f"config by {frontier.objective} is certified, not the frontier "
-                 f"({k.unknown} of {lat.size} configurations unknown)")
+    state = _status(frontier)
     inferred = lat.size - k.unknown - frontier.compiles
     lines += [f"- status: {state}",
               f"- {frontier.compiles} compiled, {inferred} inferred by monotonicity, "
               f"lattice of {lat.size} ({' x '.join(map(str, lat.shape))})",
               f"- certificate: {len(frontier.maximal_passing)} maximal passing + "
               f"{len(frontier.minimal_failing)} minimal failing"]
+    lines += frontier.cost.markdown()
     if k.conflicts:
         lines.append(f"- WARNING: {len(k.conflicts)} outcomes contradict monotonicity "
                      "(a larger config passed where a smaller one failed); see frontier.tsv")

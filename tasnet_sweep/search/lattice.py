@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 UNKNOWN, PASS, FAIL = 0, 1, -1
+#: only in a prior grid (driver.prior_from_study), never in Knowledge: the estimate answered
+#: ``uncertain`` (inside a recorded bracket), neither a pass nor a fail
+UNCERTAIN = 2
 
 
 class SearchSpaceError(ValueError):

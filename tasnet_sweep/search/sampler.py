@@ -13,6 +13,9 @@ frontier sampler spends its other compiles on reaching certificate points quickl
      boundary as one more, cheap, feature, so they can move the prior's boundary instead of
      re-learning its shape.  Proposals come from their committee and from the points where
      the additive one agrees with the prior, those on the prior's own boundary first.
+     Points the prior marks UNCERTAIN (the estimate lay inside a recorded bracket: it cannot
+     tell) are no guess at all; they are proposed before anything else, since only a real
+     compile can answer them and each answer settles its up- or down-set.
    - Without a prior the guess is learned: two monotone scores (``monotone_score``: an
      L1-sparse linear programme over 0/1 "knob >= level" features) are fitted to the extreme
      known points, and only points on the boundary of BOTH are proposed (a committee: where
@@ -42,7 +45,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .lattice import FAIL, PASS, UNKNOWN, Knowledge, Lattice, boundary_masks
+from .lattice import FAIL, PASS, UNCERTAIN, UNKNOWN, Knowledge, Lattice, boundary_masks
 
 
 def count_down(mask: np.ndarray) -> np.ndarray:
@@ -196,6 +199,9 @@ class FrontierSampler:
 
     ``prior``: an optional status grid from an approximate oracle (PASS / FAIL per point,
     UNKNOWN where it has no answer), e.g. a finished estimate-backend study's knowledge.
+    UNCERTAIN points (the estimate was unsure: inside a recorded bracket) are UNKNOWN to the
+    hypothesis, and are proposed first, the one that splits the unknown region most evenly
+    first, until a compile or inference answers each.
     """
 
     name = "frontier"
@@ -206,6 +212,10 @@ class FrontierSampler:
         self.prior = None if prior is None else np.asarray(prior, dtype=np.int8)
         if self.prior is not None and self.prior.shape != lattice.shape:
             raise ValueError(f"prior shape {self.prior.shape} != lattice shape {lattice.shape}")
+        self.uncertain = None  # the prior's UNCERTAIN points, compiled first
+        if self.prior is not None and (self.prior == UNCERTAIN).any():
+            self.uncertain = self.prior == UNCERTAIN
+            self.prior = np.where(self.uncertain, UNKNOWN, self.prior).astype(np.int8)
         self.rng = np.random.default_rng(seed)
         self._features: list | None = None  # built on first use
         self._prior_features: list | None = None  # likewise, when there is a prior
@@ -228,7 +238,7 @@ class FrontierSampler:
             self._block(free, p)
         self._hypothesis_pool = None
         chosen: list[tuple[int, ...]] = []
-        for pick in (self._from_prior, self._from_walks, self._from_split):
+        for pick in (self._from_uncertain, self._from_prior, self._from_walks, self._from_split):
             while len(chosen) < room and free.any():
                 p = pick(knowledge, free)
                 if p is None:
@@ -257,6 +267,13 @@ class FrontierSampler:
 
     def _worst_split(self, free: np.ndarray) -> np.ndarray:
         return np.minimum(count_down(free), count_up(free)).astype(float)
+
+    def _from_uncertain(self, knowledge: Knowledge, free: np.ndarray):
+        """An unknown point where the prior's estimate was unsure: the real compile it needs
+        anyway, the one splitting the unknown region most evenly first."""
+        if self.uncertain is None:
+            return None
+        return self._argmax(self._worst_split(free), free & self.uncertain)
 
     def _from_prior(self, knowledge: Knowledge, free: np.ndarray):
         """An unknown point on the boundary of the hypothesis (known answers + guesses)."""

@@ -8,6 +8,11 @@ Optuna client reads it right (``study.best_trials``, optuna-dashboard, the CLI):
 - a compiled config that fails is FAIL: it has no size to maximize, and no client can call it
   the best trial;
 - a config answered by monotone inference, never compiled, is PRUNED;
+- a config the estimate answered ``uncertain`` (inside a recorded bracket: docs/backends.md)
+  is neither a pass nor a fail: closed like a job that said nothing about size (FAIL, no
+  constraint; PRUNED when an Optuna sampler asked for it), with its user attrs, so it is no
+  evidence here and ``driver.prior_from_study`` hands it to a real-compile search as a point
+  to compile first;
 - every one carries ``user_attrs.evidence`` (estimate / real / replay, or inferred),
   ``compiled`` and ``verdict``, and the feasibility constraint ``compile_fails`` (<= 0: it
   compiles) in both forms Optuna has used: the system attr ``constraints:compile_fails`` that
@@ -32,6 +37,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -48,13 +54,20 @@ RESULT_ATTRS = JOB_RESULT_KEYS
 DEFAULT_ROOT = Path("outputs/optuna")
 #: failure families that say nothing about the config's size: not monotone evidence
 NOT_EVIDENCE = frozenset({"crash", "timeout", "missing_sdk", "script_error"})
-#: on a journal file (no heartbeat in Optuna's JournalStorage): a claim older than this whose
-#: worker is on another machine is taken as left behind by a killed worker
-CLAIM_TTL_S = 6 * 3600.0
-#: on an RDB storage: a claim's worker records Optuna's heartbeat this often, and a claim
-#: whose heartbeat is older than the grace period is failed (``optuna.storages.
-#: fail_stale_trials``), so a killed worker's config goes to another within minutes
+#: the verdicts that are evidence; ``uncertain`` (an estimate inside a recorded bracket) is not
+ANSWERS = ("pass", "fail")
+UNCERTAIN_VERDICT = "uncertain"
+#: a claim's worker beats this often while it compiles, and a claim whose last beat is older
+#: than the grace period is taken as left behind by a killed worker, so its config goes to
+#: another worker within minutes.  On an RDB storage the beat is Optuna's own heartbeat and
+#: stale claims are failed by ``optuna.storages.fail_stale_trials``; Optuna's JournalStorage has
+#: no heartbeat, so on a journal file the beat is the claim's ``claim_beat`` system attr (epoch
+#: seconds: the machines sharing a journal need clocks that agree to well within the grace)
 HEARTBEAT_S, GRACE_S = 60, 180
+#: the claim attr a journal file's heartbeat writes
+BEAT_ATTR = "claim_beat"
+#: a journal claim written before claims had beats: taken as left behind after this long
+CLAIM_TTL_S = 6 * 3600.0
 
 
 def storage_location(storage: str | None, study_name: str) -> str:
@@ -217,6 +230,8 @@ class FrontierStudy:
         self.by_state = sampler == "frontier"
         self.value_key = objective or "params"
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.beat_s, self.grace_s = float(heartbeat_s), float(grace_s)
+        #: Optuna's own heartbeat (RDB storages); None on a journal file
         self.heartbeat_s = heartbeat_s if "://" in self.location else None
         self.study = _create_study(
             study_name=study_name, storage=self.location, direction="maximize",
@@ -256,10 +271,24 @@ class FrontierStudy:
             point = self.lattice.point_of(t.params)
             if point is None:  # a trial from another search space sharing the study name
                 continue
+            if t.user_attrs.get("verdict") not in ANSWERS:  # uncertain: no size answer
+                continue
             passed = t.user_attrs.get("verdict") == "pass"
             knowledge.record(point, passed)
             records[point] = dict(t.user_attrs, trial=t.number)
         return knowledge, records
+
+    def uncertain_points(self) -> set:
+        """Points whose compile job answered ``uncertain`` (an estimate inside a recorded
+        bracket): not evidence of pass or fail, kept so a later search can compile them first
+        (``driver.prior_from_study``) and a resumed one does not ask again."""
+        points = set()
+        for t in self.study.get_trials(deepcopy=False):
+            if t.user_attrs.get("compiled") and t.user_attrs.get("verdict") == UNCERTAIN_VERDICT:
+                point = self.lattice.point_of(t.params)
+                if point is not None:
+                    points.add(point)
+        return points
 
     def check_records(self) -> None:
         """Refuse a study whose compiled trials do not match their records: a line removed from
@@ -321,8 +350,9 @@ class FrontierStudy:
         asked the study's Optuna sampler for (``ask``), so the answer lands in the trial the
         sampler made, else a new one.  Trial numbers are handed out atomically by every Optuna
         storage (journal file or RDB), so among live claims of one point the lowest number wins
-        and every other claimant backs off (its claim is marked FAIL).  Claims older than
-        ``ttl_s`` are taken as left by a killed worker and ignored.
+        and every other claimant backs off (its claim is marked FAIL).  A claim whose worker
+        stopped beating (see ``HEARTBEAT_S``), or whose worker on this host is gone, is taken
+        as left by a killed worker and ignored; ``ttl_s`` retires journal claims without beats.
         """
         import optuna
 
@@ -334,16 +364,29 @@ class FrontierStudy:
                 optuna.storages.fail_stale_trials(self.study)
         asked = self._take_ask(point)
         trial_id = asked._trial_id if asked is not None else self._new_claim(point)
-        if self.heartbeat_s:  # a claim without a heartbeat would never go stale
-            storage.record_heartbeat(trial_id)
+        self._beat(storage, trial_id)  # a claim without a beat would never go stale
         storage.set_trial_system_attr(trial_id, "claim_by", [_HOST, os.getpid()])
-        winner = self._claim_winner(storage.get_trial(trial_id), ttl_s)
+        winner, stale = self._claim_winner(storage.get_trial(trial_id), ttl_s)
         if winner is not None:
             self._asked_claims.discard(trial_id)
             storage.set_trial_system_attr(trial_id, "claim_lost_to", winner)
             storage.set_trial_state_values(trial_id, State.FAIL)
             return None
+        self._retire(stale, trial_id)
         return asked if asked is not None else optuna.trial.Trial(self.study, trial_id)
+
+    def _retire(self, stale, successor: int) -> None:
+        """Fail the claims killed workers left on a point this worker now holds, so no client
+        shows them running for ever (a journal file has no ``fail_stale_trials``)."""
+        import optuna
+
+        storage = self.study._storage
+        for left in stale:
+            try:
+                storage.set_trial_system_attr(left._trial_id, "claim_expired_for", successor)
+                storage.set_trial_state_values(left._trial_id, optuna.trial.TrialState.FAIL)
+            except RuntimeError:  # optuna.exceptions.UpdateFinishedTrialError
+                pass  # another worker retired it first
 
     def _take_ask(self, point):
         """The trial asked for ``point`` and not told yet (see ``ask``), as a claim; or None."""
@@ -363,32 +406,50 @@ class FrontierStudy:
         return self.study._storage.create_new_trial(self.study._study_id, template_trial=frozen)
 
     def _claim_winner(self, mine, ttl_s: float):
-        """The number of a trial that answered ``mine``'s point, or holds it live with a lower
-        number; None when ``mine`` is the point's claim."""
+        """(the number of a trial that answered ``mine``'s point, or holds it live with a lower
+        number, or None when ``mine`` is the point's claim; the point's claims left behind by
+        workers that stopped beating or are gone)."""
         import datetime
 
         import optuna
 
         State = optuna.trial.TrialState
         now = datetime.datetime.now()
-        for t in self.study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING)):
+        states = (State.COMPLETE, State.FAIL, State.RUNNING)
+        stale = []
+        for t in self.study.get_trials(deepcopy=False, states=states):
             if t.number == mine.number or t.params != mine.params:
                 continue
             answered = t.state in (State.COMPLETE, State.FAIL) and t.user_attrs.get("compiled")
-            fresh = self.heartbeat_s is not None or \
-                (now - t.datetime_start).total_seconds() < ttl_s  # heartbeats retire the rest
-            held = t.state == State.RUNNING and t.number < mine.number and fresh and \
+            live = t.state == State.RUNNING and self._beating(t, now, ttl_s) and \
                 _claimant_alive(t)
-            if answered or held:
-                return t.number
-        return None
+            if answered or (live and t.number < mine.number):
+                return t.number, []
+            if t.state == State.RUNNING and not live:
+                stale.append(t)
+        return None, stale
+
+    def _beat(self, storage, trial_id: int) -> None:
+        if self.heartbeat_s:
+            storage.record_heartbeat(trial_id)
+        else:
+            storage.set_trial_system_attr(trial_id, BEAT_ATTR, time.time())
+
+    def _beating(self, claim, now, ttl_s: float) -> bool:
+        """Whether ``claim``'s worker beat within the grace period (on an RDB storage Optuna
+        fails stale claims itself, so a RUNNING one there is live)."""
+        if self.heartbeat_s:
+            return True
+        beat = claim.system_attrs.get(BEAT_ATTR)
+        if isinstance(beat, (int, float)):
+            return time.time() - beat < self.grace_s
+        return (now - claim.datetime_start).total_seconds() < ttl_s  # a claim from before beats
 
     @contextlib.contextmanager
     def heartbeat(self, trials):
-        """Record Optuna's heartbeat for ``trials`` (held claims) while the body runs, on
-        storages that have heartbeats; a SIGKILLed worker stops beating and its claims go
-        stale after the grace period."""
-        if not self.heartbeat_s or not trials:
+        """Beat for ``trials`` (held claims) every ``HEARTBEAT_S`` while the body runs; a
+        SIGKILLed worker stops beating and its claims go stale after the grace period."""
+        if not trials:
             yield
             return
         storage, stop = self.study._storage, threading.Event()
@@ -396,8 +457,8 @@ class FrontierStudy:
         def beat() -> None:
             while True:
                 for trial in trials:
-                    storage.record_heartbeat(trial._trial_id)
-                if stop.wait(self.heartbeat_s):
+                    self._beat(storage, trial._trial_id)
+                if stop.wait(self.beat_s):
                     return
 
         thread = threading.Thread(target=beat, name="tasnet-claim-heartbeat", daemon=True)
@@ -417,11 +478,22 @@ class FrontierStudy:
         if passed is None:  # an asked trial is pruned: Optuna's samplers learn from PRUNED
             asked = trial._trial_id in self._asked_claims
             self._forget(trial)
+            if is_uncertain(result):  # kept as an answer without a size: no constraint
+                self._keep_uncertain(trial, point, result)
             State = optuna.trial.TrialState
             self.study.tell(trial, state=State.PRUNED if asked else State.FAIL)
             return
         attrs = {k: result.get(k) for k in RESULT_ATTRS}
         self.tell(trial, point, passed, {**attrs, "compiled": True})
+
+    def _keep_uncertain(self, trial, point, result: dict) -> None:
+        """An ``uncertain`` answer's user attrs (compiled, with its record), on a trial closed
+        like a job that said nothing about size: FAIL, or PRUNED when Optuna asked for it."""
+        attrs = {**{k: result.get(k) for k in RESULT_ATTRS}, "compiled": True}
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+        trial.set_user_attr(RECORD_ATTR, record_digest(
+            trial.number, self.lattice.values(point), UNCERTAIN_VERDICT))
 
     def _inference_lock(self):
         """Workers finishing together must not both store the same inferred answers: on a
@@ -498,9 +570,15 @@ def _claimant_alive(trial) -> bool:
     return pid_alive(pid)
 
 
+def is_uncertain(result) -> bool:
+    """The job's estimate was unsure (``verdict=uncertain``): no evidence of pass or fail."""
+    return isinstance(result, dict) and result.get("verdict") == UNCERTAIN_VERDICT
+
+
 def job_outcome(result) -> bool | None:
-    """pass -> True, fail -> False; None when the job says nothing about size (crash, ...)."""
-    if not isinstance(result, dict) or result.get("verdict") not in ("pass", "fail"):
+    """pass -> True, fail -> False; None when the job says nothing about size (crash, ...,
+    and an estimate's ``uncertain``: neither a pass nor a fail)."""
+    if not isinstance(result, dict) or result.get("verdict") not in ANSWERS:
         return None
     if result["verdict"] == "fail" and result.get("failure_family") in NOT_EVIDENCE:
         return None

@@ -14,13 +14,13 @@ from .mlflow_store import log_job_trial
 log = logging.getLogger("tasnet_sweep.tracking")
 
 
-def log_trial(cfg, result, run_dir: str | Path) -> str | None:
+def log_trial(cfg, result, run_dir: str | Path, overrides: list[str] | None = None) -> str | None:
     """Log one finished trial (a ``results.TrialResult``); returns the MLflow run id, or None
     (off, or failed: the local files remain the record, see mlflow_store).  Never raises."""
     if cfg.tracking.backend != "mlflow":
         return None
     try:
-        return log_job_trial(cfg, result, run_dir)
+        return log_job_trial(cfg, result, run_dir, overrides)
     except Exception as exc:  # e.g. mlflow not installed: the trial is already recorded
         log.warning("MLflow tracking skipped: %s: %s", type(exc).__name__, exc)
         return None

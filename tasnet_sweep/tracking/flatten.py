@@ -128,11 +128,31 @@ def trial_metrics(result: TrialResult) -> dict[str, float]:
     verdict = result.summary.get("verdict", outcome.verdict)
     if verdict in ("pass", "fail"):  # 0/1, so the UI's charts can colour pass against fail
         out["hef_pass"] = 1.0 if verdict == "pass" else 0.0
+    if verdict == "uncertain":  # no hef_pass: neither; the bracket it lies in, in bytes
+        bracket = outcome.bracket or {}
+        for metric, key in BRACKET_METRICS:
+            put(metric, bracket.get(key))
     for key in DEPLOY_METRICS:  # what running the trial's plan on a device takes
         put(key, result.deploy.get(key))
+    for key in ("compile_seconds", "compile_seconds_spent"):  # recorded; spent now (hit: 0)
+        put(key, result.summary.get(key))
     for key, value in _find_si_snr(result.as_dict()):
         put(key, value)
     return out
+
+
+#: an uncertain estimate's bracket, logged as metrics: (metric, key of CompileOutcome.bracket)
+BRACKET_METRICS = (("est_bracket_row_bytes", "value"), ("est_bracket_pass_max", "pass_max"),
+                   ("est_bracket_fail_min", "fail_min"))
+
+
+def _bracket_tags(outcome) -> dict:
+    """An uncertain estimate's tags: the bracket family, the layer inside it, the point guess."""
+    if outcome.verdict != "uncertain":
+        return {}
+    b = outcome.bracket or {}
+    return {"est_bracket_family": b.get("family"), "est_bracket_layer": b.get("layer"),
+            "est_point_verdict": b.get("point_verdict")}
 
 
 def standard_tags() -> dict[str, str]:
@@ -167,6 +187,7 @@ def trial_tags(result: TrialResult, run_dir: str, git_commit: str | None) -> dic
         "failure_family": summary.get("failure_family", failure and failure.family),
         "failure_head": summary.get("failure_head", failure and failure.head),
         "first_failing_layer": summary.get("first_failing_layer", failure and failure.layer),
+        **_bracket_tags(outcome),
         "hw_arch": summary.get("hw_arch"),
         "tiling": summary.get("tiling"),
         "compiler_version": outcome.tool_version,

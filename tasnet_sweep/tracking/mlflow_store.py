@@ -393,7 +393,8 @@ def finish_sweep_run(client, run_id: str, sweep_dir: str | Path) -> list[str]:
             if path.is_file() and path.name not in logged:
                 client.log_artifact(run_id, str(path))
                 logged.append(path.name)
-    _log_batches(client, run_id, metrics=sweep_metrics(sweep_dir))
+    _log_batches(client, run_id, metrics=sweep_metrics(sweep_dir),
+                 tags=sweep_cost_tags(sweep_dir))
     client.set_terminated(run_id, "FINISHED")
     return logged
 
@@ -424,35 +425,81 @@ def sweep_params(config) -> dict[str, str]:
 def sweep_metrics(sweep_dir: Path) -> dict[str, float]:
     """The sweep's figures from its own files: trials and passes (the summary), compiles,
     inferred answers, frontier size and whether it is exact (a frontier search's
-    optimization_results.yaml), and the largest passing params and MACs."""
+    optimization_results.yaml), the largest passing params and MACs, and the compile-hours:
+    spent (the summary's trials; a frontier search's: its study's compiles), saved by inference
+    and the wall clock (a frontier search)."""
     import csv
 
-    metrics: dict[str, float] = {}
     rows: list[dict] = []
     for summary in sorted(sweep_dir.glob("*summary*.tsv")):
         with open(summary, newline="") as f:
             rows += [r for r in csv.DictReader(f, delimiter="\t") if r.get("verdict")]
-    if rows:
-        passing = [r for r in rows if r["verdict"] == "pass"]
-        metrics.update(trials=len(rows), passes=len(passing), fails=len(rows) - len(passing))
-        for size in ("params", "macs"):
-            values = [float(r[size]) for r in passing if (r.get(size) or "").strip()]
-            if values:
-                metrics[f"best_{size}_passing"] = max(values)
+    metrics = _summary_metrics(rows)
     frontier = sweep_dir / "optimization_results.yaml"
     if frontier.is_file():
-        from omegaconf import OmegaConf
-
-        res = OmegaConf.to_container(OmegaConf.load(frontier))
-        for key, name in (("compiles_this_run", "compiles"), ("compiles_before",
-                          "compiles_before"), ("inferred_recorded", "inferred"),
-                          ("certificate_size", "frontier_size"), ("unknown", "unknown")):
-            if isinstance(res.get(key), (int, float)):
-                metrics[name] = float(res[key])
-        metrics["frontier_exact"] = 1.0 if res.get("exact") else 0.0
-        metrics["maximal_passing"] = float(len(res.get("maximal_passing") or []))
-        metrics["minimal_failing"] = float(len(res.get("minimal_failing") or []))
+        if "compile_hours_spent" in metrics:  # this sweep's jobs (timed-out ones too)
+            metrics["compile_hours_spent_this_run"] = metrics["compile_hours_spent"]
+        metrics.update(_frontier_metrics(frontier))  # compile_hours_spent: the study's
     return metrics
+
+
+def _summary_metrics(rows: list[dict]) -> dict[str, float]:
+    if not rows:
+        return {}
+    passing = [r for r in rows if r["verdict"] == "pass"]
+    metrics = {"trials": len(rows), "passes": len(passing), "fails": len(rows) - len(passing)}
+    for size in ("params", "macs"):
+        values = [float(r[size]) for r in passing if (r.get(size) or "").strip()]
+        if values:
+            metrics[f"best_{size}_passing"] = max(values)
+    spent = [_float(r.get("compile_seconds_spent")) for r in rows]
+    if any(s is not None for s in spent):
+        metrics["compile_hours_spent"] = sum(s or 0.0 for s in spent) / 3600
+    return metrics
+
+
+#: a frontier search's optimization_results.yaml keys -> the parent run's metric names
+FRONTIER_METRICS = (("compiles_this_run", "compiles"), ("compiles_before", "compiles_before"),
+                    ("inferred_recorded", "inferred"), ("certificate_size", "frontier_size"),
+                    ("unknown", "unknown"), ("compile_hours_spent", "compile_hours_spent"),
+                    ("compile_hours_saved_by_inference", "compile_hours_saved_by_inference"),
+                    ("wall_clock_hours", "wall_clock_hours"))
+
+
+def _frontier_metrics(path: Path) -> dict[str, float]:
+    from omegaconf import OmegaConf
+
+    res = OmegaConf.to_container(OmegaConf.load(path))
+    metrics = {name: float(res[key]) for key, name in FRONTIER_METRICS
+               if isinstance(res.get(key), (int, float)) and not isinstance(res[key], bool)}
+    metrics["frontier_exact"] = 1.0 if res.get("exact") else 0.0
+    metrics["maximal_passing"] = float(len(res.get("maximal_passing") or []))
+    metrics["minimal_failing"] = float(len(res.get("minimal_failing") or []))
+    return metrics
+
+
+def sweep_cost_tags(sweep_dir: Path) -> dict[str, str]:
+    """What a frontier search's compile-hours are (estimate run times, replayed or measured
+    compile times) and how the saved hours were priced, as the parent run's tags."""
+    path = Path(sweep_dir) / "optimization_results.yaml"
+    if not path.is_file():
+        return {}
+    from omegaconf import OmegaConf
+
+    cost = OmegaConf.to_container(OmegaConf.load(path)).get("compile_cost")
+    if not isinstance(cost, dict):
+        return {}
+    return {f"compile_cost.{key}": str(cost[key])[:MAX_TAG_VALUE]
+            for key in ("note", "saved_rule") if cost.get(key)}
+
+
+def _float(text) -> float | None:
+    """A summary cell as a finite number, or None."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if abs(value) < float("inf") else None  # nan and inf compare false
 
 
 def runs_with_tag(client, experiment_id: str, tag: str) -> dict[str, list]:
@@ -565,8 +612,11 @@ def end_sweep(config) -> None:
         report_failure_once(sweep_dir, exc, resolve_uri(config.tracking.tracking_uri))
 
 
-def log_job_trial(cfg, result: TrialResult, run_dir: str | Path) -> str | None:
-    """Called by every job after its trial: a child run in a sweep, a plain run otherwise."""
+def log_job_trial(cfg, result: TrialResult, run_dir: str | Path,
+                  overrides: list[str] | None = None) -> str | None:
+    """Called by every job after its trial: a child run in a sweep, a plain run otherwise;
+    ``overrides``: the trial's own (a search worker runs many trials in one job), else the
+    job's."""
     from omegaconf import OmegaConf
 
     run_dir = Path(run_dir)
@@ -589,7 +639,7 @@ def log_job_trial(cfg, result: TrialResult, run_dir: str | Path) -> str | None:
         if experiment_id is None:
             experiment_id = ensure_experiment(client, experiment_name(cfg), uri)
         cfg_plain = OmegaConf.to_container(cfg, resolve=True)
-        key = job_key(_job_overrides()) if parent else None
+        key = job_key(overrides or _job_overrides()) if parent else None
         return log_trial_run(client, experiment_id, result, run_dir, cfg_plain, parent, key)
     except Exception as exc:
         report_failure_once(where, exc, uri)

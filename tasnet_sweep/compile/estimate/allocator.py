@@ -26,7 +26,7 @@ RESOURCES = ("control", "compute", "memory")
 
 @dataclass
 class Allocation:
-    verdict: str  # pass | fail
+    verdict: str  # pass | fail (the point estimate; brackets.judge adds uncertain)
     flow: str  # single | multi | none (failed before placement)
     contexts: int
     ceiling: float
@@ -42,6 +42,8 @@ class Allocation:
     layer: str | None = None
     layer_family: str | None = None
     hypothesis: bool = False  # the verdict rests on a HYPOTHESIS constant
+    #: layers whose row buffer lies inside their family's recorded bracket (brackets.judge)
+    uncertain: tuple[str, ...] = ()
 
     def utilization(self, resource: str) -> float:
         return self.used.get(resource, 0) / self.totals[resource]
@@ -55,6 +57,8 @@ class Allocation:
             status = "ok" if lay.name in self.context_of else "not placed"
             if lay.name == self.layer:
                 status = "INFEASIBLE"
+            elif lay.name in self.uncertain:
+                status = "UNCERTAIN"
             elif lay.family in ("input", "output"):
                 status = "io"
             rows.append({

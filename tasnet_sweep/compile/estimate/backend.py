@@ -2,7 +2,9 @@
 
 translate = the ONNX graph reads as Hailo layers (or the parser would reject an op);
 optimize  = not estimated (assumed to succeed, and the log says so);
-compile   = the allocator model's verdict, with a per-layer report.
+compile   = the allocator model's verdict, with a per-layer report: pass or fail, or uncertain
+            where a layer's row buffer lies inside its family's recorded bracket
+            (brackets.py; the compile stage then has no answer and ``bracket`` says why).
 Nothing here runs Hailo code or writes a .hef; every verdict carries ``evidence=estimate``.
 """
 
@@ -18,11 +20,12 @@ from ...atomic import write_text
 from ...config import ConfigError, allocator_setting_problems
 from ..base import CompileBackend, CompileOutcome, CompileRequest, Failure, StageResult
 from .allocator import RESOURCES, Allocation, estimate_graph
+from .brackets import Judgement, judge
 from .graph import Graph, ParseError, read_onnx
 from .profile import profile_from_node
 
 #: bump whenever a rule or a formula changes, so cached estimates are recomputed
-MODEL_VERSION = "estimate-model-1"
+MODEL_VERSION = "estimate-model-2"  # 2: verdict uncertain inside the recorded brackets
 TAG = "[estimate]"
 REPORT_NAME = "estimate_report.tsv"
 #: one boundary row (W x C bytes) must stay under this: a HailoRT firmware field, as public
@@ -83,20 +86,26 @@ class EstimateBackend(CompileBackend):
             + f" (estimate: the DFC parser was not run; names like {request.net_name}/conv1 "
             "follow its pattern)"]))
         optimize = StageResult("optimize", True, 0.0, log=self._optimize_log(graph))
-        alloc = estimate_graph(graph, self.profile, self.max_utilization, self.context_switch)
+        point = estimate_graph(graph, self.profile, self.max_utilization, self.context_switch)
+        judged = judge(point.costs, self.profile, self.max_utilization, self.context_switch,
+                       point=point)
+        alloc = judged.alloc
         report = Path(request.work_dir) / REPORT_NAME
         write_text(report, _report_tsv(alloc))
         t2 = time.perf_counter()
-        compile_stage = StageResult("compile", alloc.verdict == "pass", t2 - t1,
-                                    log="\n".join(self._compile_log(alloc)))
+        # uncertain: the compile stage has no answer (ok None); the bracket says why
+        compile_stage = StageResult("compile", {"pass": True, "fail": False}.get(judged.verdict),
+                                    t2 - t1, log="\n".join(self._compile_log(judged)))
         failure = None
-        if alloc.verdict == "fail":
+        if judged.verdict == "fail":
             failure = Failure(alloc.failure_family, "compile", alloc.exception_type,
                               f"{alloc.message} [evidence=estimate]", layer=alloc.layer,
                               layer_family=alloc.layer_family)
+        metrics = self._metrics(graph, alloc, t2 - t0)
+        metrics["est_point_verdict"] = point.verdict
         return CompileOutcome(self.name, self.evidence, [translate, optimize, compile_stage],
-                              failure, self._metrics(graph, alloc, t2 - t0),
-                              tool_version=self.version(), report_path=str(report))
+                              failure, metrics, tool_version=self.version(),
+                              report_path=str(report), bracket=judged.record())
 
     # -- logs and metrics --------------------------------------------------------------------
 
@@ -117,8 +126,8 @@ class EstimateBackend(CompileBackend):
                          ", which this estimate does not model")
         return "\n".join(lines)
 
-    def _compile_log(self, alloc: Allocation) -> list[str]:
-        hw = self.profile
+    def _compile_log(self, judged: Judgement) -> list[str]:
+        hw, alloc = self.profile, judged.alloc
         lines = []
         if self.context_switch != "enabled":
             single = self.max_utilization or hw.single_context_utilization
@@ -144,6 +153,8 @@ class EstimateBackend(CompileBackend):
                          f"{alloc.ceiling:.0%} of {hw.peak_tops:g} TOPS, at most one output column"
                          f" per cycle at {hw.clock_mhz:g} MHz); context switches and host "
                          "transfers not counted")
+        if judged.verdict == "uncertain":
+            return lines + _uncertain_lines(judged)
         lines.append(f"{TAG} Successful Mapping (estimate; no .hef is written)")
         return lines
 
@@ -174,6 +185,24 @@ class EstimateBackend(CompileBackend):
             m[f"units_{r}"] = alloc.used.get(r) if alloc.used else None
             m[f"units_{r}_total"] = alloc.totals[r]
         return m
+
+
+def _uncertain_lines(judged: Judgement) -> list[str]:
+    """Why the verdict is ``uncertain``: the layer, its row buffer and the recorded bracket."""
+    rec = judged.record()
+    lay = judged.cost.layer
+    lines = [f"{TAG} UNCERTAIN: {lay.short_name} ({lay.family}) buffers a one-row "
+             f"{rec['value']:,} B, inside the recorded bracket of family {rec['family']}: "
+             f"{rec['pass_max']:,} B passed and {rec['fail_min']:,} B failed in real compiles "
+             f"(hw.row_brackets); the estimate's point verdict ({rec['point_verdict']}) is one "
+             "guess inside it"]
+    others = [name for name in rec["inside"] if name != lay.name]
+    if others:
+        lines.append(f"{TAG} also inside a bracket: {', '.join(others)}")
+    lines.append(f"{TAG} the figures above hold if these layers fit and nothing else fails; "
+                 "only a real compile (compiler=hailo_dfc) can tell (verdict=uncertain, "
+                 "evidence=estimate; no .hef is written)")
+    return lines
 
 
 REPORT_COLUMNS = ("layer", "kind", "family", "fused_activation", "onnx_nodes", "in_nhwc",

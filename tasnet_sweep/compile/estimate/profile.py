@@ -4,6 +4,8 @@
 A profile's numbers are PUBLIC Hailo facts (product pages, public compile logs), are FITTED to
 recorded outcomes (``FITTED_FIELDS``; ``tasnet_sweep.commands.fit_profile`` refits them) or are
 GUESSED (listed in the profile's ``guessed`` field, and repeated in every estimate's log).
+``row_brackets`` are no constants but bounds read off real outcomes (brackets.py): the frozen
+profile holds them as sorted (family, (pass_max, fail_min)) pairs, ``as_dict`` as a mapping.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ...config import HW_RANGES, ConfigError, HwConfig, validate_hw
+from ...config import HW_RANGES, ConfigError, HwConfig, bracket_items, validate_hw
 from ...resources import CONF_DIR
 
 #: the constants no datasheet gives; fitted to real outcomes, searched by fit_profile
@@ -54,6 +56,7 @@ class _Profile:
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["guessed"] = list(self.guessed)
+        d["row_brackets"] = {family: list(bounds) for family, bounds in self.row_brackets}
         return d
 
     def replace(self, **changes) -> HwProfile:
@@ -74,8 +77,16 @@ class _Profile:
 
 
 def _tuples(values: dict) -> dict:
-    """``values`` with every list a tuple, as the frozen profile holds them."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    """``values`` with every list a tuple and every mapping (``row_brackets``) a sorted tuple
+    of (key, tuple) pairs, as the frozen (hashable) profile holds them."""
+    out = {}
+    for k, v in values.items():
+        if isinstance(v, list):
+            v = tuple(v)
+        elif hasattr(v, "items"):
+            v = tuple(sorted(bracket_items(v)))
+        out[k] = v
+    return out
 
 
 def _frozen_field(f: dataclasses.Field) -> tuple:
