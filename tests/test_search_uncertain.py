@@ -135,3 +135,23 @@ def test_an_optuna_sampler_prunes_an_uncertain_ask_with_its_attrs(tmp_path, samp
     assert pruned and {t.state.name for t in pruned} <= {"PRUNED", "FAIL"}
     assert FrontierStudy(lat, "o", str(tmp_path / "o.journal"), sampler=sampler) \
         .uncertain_points() == set(launched)
+
+
+def test_a_frontier_with_only_uncertain_configs_left_is_exact_and_lists_them(tmp_path):
+    from tasnet_sweep.search.frontier import frontier_markdown, frontier_tsv, summarize
+
+    lat = Lattice.from_spec(SPACE)
+    answer, unsure, _ = _estimate(lat)
+    state = driver.run(lat, FrontierStudy(lat, "rep", str(tmp_path / "r.journal")),
+                       _launcher(lat, answer, []))
+    left = [p for p in state.uncertain if p not in state.knowledge.observed]
+    assert left and state.knowledge.unknown >= len(left)
+    whole = summarize(lat, state.knowledge, state.records, uncertain=state.uncertain)
+    assert whole.unknown == state.knowledge.unknown - len(whole.open_uncertain)
+    assert whole.complete == (whole.unknown == 0) and whole.complete
+    assert sum(r["role"] == "uncertain" for r in whole.rows()) == len(whole.open_uncertain)
+    tsv = frontier_tsv(whole).splitlines()
+    assert sum(line.startswith("uncertain\t") for line in tsv) == len(whole.open_uncertain)
+    assert f"{len(whole.open_uncertain)} uncertain (ESTIMATE" in frontier_markdown(whole)
+    blind = summarize(lat, state.knowledge, state.records)  # without them: not exact
+    assert not blind.complete and blind.unknown == state.knowledge.unknown
