@@ -61,6 +61,7 @@ def test_separate_on_hailort_double_matches_torch(hailo_platform, hef_dir, tmp_p
     assert hailo_platform.VDevice.open_devices == 0  # closed after the run
 
 
+@pytest.mark.slow
 def test_check_device_writes_tables_and_metrics(hailo_platform, hef_dir, tmp_path):
     out = tmp_path / "val"
     m = run_validate(compose_cfg(*SMALL, "runtime=hailort", f"runtime.hef_dir={hef_dir}",

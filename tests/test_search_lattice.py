@@ -371,6 +371,7 @@ def test_every_sampler_leaves_a_config_another_worker_holds_to_that_worker(tmp_p
     assert lost and all(t.system_attrs["claim_lost_to"] == claim.number for t in lost)
 
 
+@pytest.mark.slow
 def test_reports_name_the_certificate_and_the_largest_passing_config(tmp_path):
     lat = Lattice.from_spec(SPACE)
     oracle = random_oracle(lat, 7, generators=2)

@@ -154,6 +154,7 @@ def test_compare_reads_single_trials_logged_in_process(store_uri, tmp_path, caps
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_single_run_is_a_plain_run_and_a_failure_is_reported_once_then_synced(store_uri,
                                                                                tmp_path, caplog):
     from tasnet_sweep import trial
