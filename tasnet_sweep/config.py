@@ -327,6 +327,9 @@ def _worker_problems(s, problems: list[str]) -> None:
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         problems.append(f"search.workers={workers!r} is invalid: expected a whole number >= 0 "
                         "(0: the sweeper launches batches; N: N worker jobs)")
+    if s.get("worker") is not None and not workers:
+        problems.append(f"search.worker={s.get('worker')!r} is set by the frontier sweeper on "
+                        "its worker jobs: expected it unset (search.workers=N starts N workers)")
     beat, grace = s.get("heartbeat_s", 60.0), s.get("grace_s", 180.0)
     if not isinstance(beat, (int, float)) or isinstance(beat, bool) or beat < 1:
         problems.append(f"search.heartbeat_s={beat!r} is invalid: expected a number of "
