@@ -115,7 +115,7 @@ def test_tiled_layout_round_trips_and_halos_match_the_padded_signal():
         b = np.full((2, hi - lo, n * w), 99.0, np.float32)  # garbage in the padding
         b[..., :23] = dense.reshape(2, 6, 23)[:, lo:hi]
         blocks.append(b.reshape(2, hi - lo, n, w))
-    t = Tiled(blocks, (0, 4, 6), 23)
+    t = Tiled(np.concatenate(blocks, axis=1), (0, 4, 6), 23)
     np.testing.assert_array_equal(t.dense(), dense)
     t.zero_tail()
     assert not t.blocks[1][:, :, -1, 3:].any() and t.blocks[1][:, :, -1, :3].any()

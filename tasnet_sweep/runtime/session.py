@@ -55,15 +55,23 @@ def load_deployment(cfg) -> Deployment:
 
 
 class TimedExecutor:
-    """Wraps an executor and adds up the seconds its ``run`` calls take (the NPU share)."""
+    """Wraps an executor and adds up the seconds its ``run`` (and ``run_group``) calls take
+    (the NPU share)."""
 
     def __init__(self, inner):
         self.inner, self.seconds, self.calls = inner, 0.0, 0
         self.name = inner.name
+        self.unit_batches = getattr(inner, "unit_batches", False)
 
     def run(self, inst, x):
+        return self._timed(self.inner.run, inst, x)
+
+    def run_group(self, step, group, x):
+        return self._timed(self.inner.run_group, step, group, x)
+
+    def _timed(self, fn, *args):
         t0 = time.perf_counter()
-        y = self.inner.run(inst, x)
+        y = fn(*args)
         self.seconds += time.perf_counter() - t0
         self.calls += 1
         return y

@@ -5,11 +5,17 @@ All executors share one call: ``run(instance, x) -> y`` with ``x`` float32 NCHW
 independent of the others (the stitcher passes B = sources, H = tiles; [tiles, cin, 1, w] is
 the same thing with H = 1).  A unit's (1, K) kernel never mixes rows, so torch and onnxruntime
 run all tiles of an instance in one call; HailoRT runs a HEF once per tile.
+
+onnxruntime on graphs it builds itself goes further (``unit_batches``): ``run_group`` runs every
+instance of a unit in a layer as one graph, their weights side by side (``group_params``), so a
+layer takes one call per distinct unit instead of one per instance.  Those graphs exist only
+on the CPU; what is compiled for Hailo stays one instance, batch 1 (run.py, onnx_units.py).
 """
 
 from __future__ import annotations
 
 import abc
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +23,13 @@ import numpy as np
 from ..atomic import write_bytes
 from .deploy import DeviceWaves, read_hef_map
 from .onnx_units import unit_model
-from .weights import instance_params
+from .weights import group_params, instance_params
 
 
 class Executor(abc.ABC):
     name = ""
+    #: True: the stitcher hands ``run_group`` every instance of a unit in a layer at once
+    unit_batches = False
 
     def __init__(self, plan, params: dict):
         self.plan, self.params = plan, params
@@ -78,49 +86,85 @@ def export_instances(plan, params: dict, out_dir: Path, batch: int | None = None
     return Path(out_dir)
 
 
+def ort_options(threads: int = 1):
+    """onnxruntime session options for ``threads`` intra-op threads, no spinning (hundreds of
+    small sessions would fight for the cores); benchmarks give the untiled model the same."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
+
+
 class OrtExecutor(Executor):
     """onnxruntime on per-instance ONNX files (from ``onnx_dir``) or graphs built in memory.
 
-    The in-memory graphs are the unit's Conv node with the batch and height axes left
-    symbolic, so one call takes every tile of a layer as rows of one image (one GEMM instead
-    of one per tile: ~15% faster for 64-channel 1x1 units).  Files exported with height 1 get
-    the tiles folded into the batch axis instead."""
+    The in-memory graphs are one Conv node per unit and layer holding every instance of the
+    unit side by side (``run_group``), with the batch and height axes left symbolic, so one
+    call takes every tile of the layer as rows of one image and every block the unit covers.
+    Files (one per instance) run one call per instance; files exported with height 1 get the
+    tiles folded into the batch axis."""
 
     name = "onnxruntime"
 
     def __init__(self, plan, params: dict, onnx_dir: Path | None = None, threads: int = 1):
         super().__init__(plan, params)
         self.onnx_dir = None if onnx_dir is None else Path(onnx_dir)
+        self.unit_batches = self.onnx_dir is None
         self.threads = threads
         self._sessions: dict[str, object] = {}
         self._takes_rows: set[str] = set()
 
+    def _open(self, source):
+        import onnxruntime as ort
+
+        return ort.InferenceSession(source, ort_options(self.threads),
+                                    providers=["CPUExecutionProvider"])
+
     def _session(self, inst):
         sess = self._sessions.get(inst.name)
         if sess is None:
-            import onnxruntime as ort
-
             if self.onnx_dir is not None:
                 source = str(self.onnx_dir / f"{inst.file_stem}.onnx")
             else:
                 w, b = self.weights(inst)
                 source = unit_model(self.spec(inst), w, b, batch=None,
                                     rows=None).SerializeToString()
-            opts = ort.SessionOptions()
-            opts.log_severity_level = 3
-            # hundreds of small sessions: one thread each, no spinning, or they fight for cores
-            opts.intra_op_num_threads = self.threads
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            sess = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
-            self._sessions[inst.name] = sess
+            sess = self._sessions[inst.name] = self._open(source)
             if sess.get_inputs()[0].shape[2] != 1:  # a symbolic height: tiles as rows
                 self._takes_rows.add(inst.name)
         return sess
 
+    def _group_session(self, step, group):
+        key = f"{group.instances[0].name}+{len(group.instances)}"  # the first names the group
+        sess = self._sessions.get(key)
+        if sess is None:
+            w, b = group_params(group, step.op, self.weights)
+            cout = sum(hi - lo for lo, hi in group.outs)
+            cin = cout if step.op == "depthwise" else sum(hi - lo for lo, hi in group.ins)
+            spec = replace(self.spec(group.instances[0]), cin=cin, cout=cout, bias=b is not None)
+            source = unit_model(spec, w, b, batch=None, rows=None).SerializeToString()
+            sess = self._sessions[key] = self._open(source)
+        return sess
+
     def warm_up(self) -> None:
         for step in self.plan.npu_steps():
-            for inst in step.instances:
-                self._session(inst)
+            if self.unit_batches:
+                for group in step.unit_groups():
+                    self._group_session(step, group)
+            else:
+                for inst in step.instances:
+                    self._session(inst)
+
+    def run_group(self, step, group, x):
+        """Every instance of ``group`` (one unit in ``step``) on ``x`` [B, cin of the group's
+        input blocks, H, w_in] -> [B, cout of its output blocks, H, w_out], partial products
+        over its input blocks summed."""
+        sess = self._group_session(step, group)
+        return sess.run(None, {"input": np.ascontiguousarray(x, np.float32)})[0]
 
     def run(self, inst, x):
         sess = self._session(inst)

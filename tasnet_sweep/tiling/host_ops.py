@@ -15,15 +15,13 @@ from .tiled import Tiled
 EPS = 1e-8
 
 
-def _per_channel(params, name: str, span=None) -> np.ndarray:
+def _per_channel(params, name: str, tiled: bool = False) -> np.ndarray:
     """A per-channel parameter shaped to broadcast over a dense [C, T] array, or over a Tiled
-    block [P, c, n, w] of channels ``span``."""
+    array [P, C, n, w]."""
     v = params[name].reshape(-1)
     if v.size == 1:  # one shared parameter (PReLU's default)
-        return v.reshape(1, 1, 1, 1) if span is not None else v.reshape(1, 1)
-    if span is None:
-        return v.reshape(-1, 1)
-    return v[span[0]:span[1]].reshape(1, -1, 1, 1)
+        return v.reshape(1, 1, 1, 1) if tiled else v.reshape(1, 1)
+    return v.reshape(1, -1, 1, 1) if tiled else v.reshape(-1, 1)
 
 
 # ---- norms ------------------------------------------------------------------------------------
@@ -33,7 +31,7 @@ def norm(x, variant: str, params: dict, layer: str, inplace: bool = False):
     if variant not in ("gLN", "cLN", "affine"):
         raise ValueError(f"unknown norm {variant!r}")
     if isinstance(x, Tiled):
-        return _norm_tiled(x, variant, params, layer, inplace)
+        return x.like(_norm_tiled(x, variant, params, layer, inplace))
     return _norm_dense(x, variant, params, layer)
 
 
@@ -57,62 +55,61 @@ def _norm_dense(x, variant, params, layer):
     return centered
 
 
-def _norm_tiled(x: Tiled, variant, params, layer, inplace):
-    spans = x.spans
-    out = x.blocks if inplace else [np.empty_like(b) for b in x.blocks]
+def _norm_tiled(x: Tiled, variant, params, layer, inplace) -> np.ndarray:
+    """The norm over the whole [P, C, n, w] array at once, whatever its channel blocks."""
+    data = x.data
+    out = data if inplace else np.empty_like(data)
+    gamma = _per_channel(params, f"{layer}.gamma", tiled=True)
+    beta = _per_channel(params, f"{layer}.beta", tiled=True)
     if variant == "affine":
-        for (lo, hi), b, o in zip(spans, x.blocks, out):
-            np.multiply(b, _per_channel(params, f"{layer}.gamma", (lo, hi)), out=o)
-            o += _per_channel(params, f"{layer}.beta", (lo, hi))
-        return x.like(out)
-    if variant == "cLN":  # per frame, over all channels of every block
+        np.multiply(data, gamma, out=out)
+        out += beta
+        return out
+    if variant == "cLN":  # per frame, over every channel
         c = x.channels
-        mean = sum(b.sum(axis=1, keepdims=True) for b in x.blocks) / c  # [P, 1, n, w]
-        for b, o in zip(x.blocks, out):
-            np.subtract(b, mean, out=o)
-        var = sum(np.einsum("pcnw,pcnw->pnw", o, o)[:, None] for o in out) / c  # no temporaries
-        scale = 1.0 / np.sqrt(var + EPS)
+        mean = data.sum(axis=1, keepdims=True)
+        mean /= c  # [P, 1, n, w]
+        np.subtract(data, mean, out=out)
+        var = np.einsum("pcnw,pcnw->pnw", out, out)[:, None]  # no full-size temporary
+        var /= c
+        var += EPS
+        np.sqrt(var, out=var)
+        scale = np.reciprocal(var, out=var)
     else:  # gLN: per source, over every channel and every valid frame
         x.zero_tail()
         p, count = x.n_src, x.channels * x.length
-        mean = sum(b.reshape(p, -1).sum(axis=1, dtype=np.float64) for b in x.blocks) / count
-        mean = mean.astype(np.float32).reshape(p, 1, 1, 1)
-        for b, o in zip(x.blocks, out):
-            np.subtract(b, mean, out=o)
+        flat = data.reshape(p, -1)
+        mean = (flat.sum(axis=1, dtype=np.float64) / count).astype(np.float32)
+        np.subtract(data, mean.reshape(p, 1, 1, 1), out=out)
         x.like(out).zero_tail()
-        var = sum(np.square(o).reshape(p, -1).sum(axis=1, dtype=np.float64) for o in out)
+        flat_out = out.reshape(p, -1)
+        var = np.einsum("pk,pk->p", flat_out, flat_out, dtype=np.float64)
         scale = (1.0 / np.sqrt(var / count + EPS)).astype(np.float32).reshape(p, 1, 1, 1)
-    for (lo, hi), o in zip(spans, out):
-        o *= scale
-        o *= _per_channel(params, f"{layer}.gamma", (lo, hi))
-        o += _per_channel(params, f"{layer}.beta", (lo, hi))
-    return x.like(out)
+    out *= scale
+    out *= gamma
+    out += beta
+    return out
 
 
 # ---- activations ------------------------------------------------------------------------------
 def act(x, variant: str, params: dict, layer: str, inplace: bool = False):
     if variant not in ("relu", "prelu", "sigmoid"):
         raise ValueError(f"unknown activation {variant!r}")
-    if isinstance(x, Tiled):
-        spans, blocks = x.spans, x.blocks
-    else:
-        spans, blocks = [None], [x]
-    out = []
-    for span, b in zip(spans, blocks):
-        if variant == "sigmoid":
-            o = ort_kernels.sigmoid(b)
-            if o is None:
-                o = b if inplace else np.empty_like(b)
-                _sigmoid(b, o)
-        else:
+    tiled = isinstance(x, Tiled)
+    b = x.data if tiled else x
+    if variant == "sigmoid":
+        o = ort_kernels.sigmoid(b)
+        if o is None:
             o = b if inplace else np.empty_like(b)
-            if variant == "relu":
-                _relu(b, o)
-            else:
-                a = _per_channel(params, f"{layer}.weight", span)
-                np.copyto(o, np.where(b >= 0, b, a * b))
-        out.append(o)
-    return x.like(out) if isinstance(x, Tiled) else out[0]
+            _sigmoid(b, o)
+    else:
+        o = b if inplace else np.empty_like(b)
+        if variant == "relu":
+            _relu(b, o)
+        else:
+            a = _per_channel(params, f"{layer}.weight", tiled)
+            np.copyto(o, np.where(b >= 0, b, a * b))
+    return x.like(o) if tiled else o
 
 
 def _relu(x: np.ndarray, out: np.ndarray) -> None:
@@ -139,35 +136,26 @@ def add(a, b, inplace_a: bool = False, inplace_b: bool = False):
     if isinstance(a, Tiled) and a.same_layout(b):
         if inplace_a or inplace_b:
             dst, src = (a, b) if inplace_a else (b, a)
-            for d, s in zip(dst.blocks, src.blocks):
-                d += s
+            dst.data += src.data
             return dst
-        return a.like([x + y for x, y in zip(a.blocks, b.blocks)])
+        return a.like(a.data + b.data)
     return as_dense(a) + as_dense(b)
 
 
-def mask_mul(x, masks, n_src: int):
-    """features [C, T] times masks [n_src * C, T] -> [n_src * C, T] (P = n_src when tiled)."""
+def mask_mul(x, masks, n_src: int, inplace: bool = False):
+    """features [C, T] times masks [n_src * C, T] -> [n_src * C, T] (P = n_src when tiled),
+    into the masks' own array when nothing reads them later."""
     if isinstance(x, Tiled) and isinstance(masks, Tiled) and x.n_src == 1 and \
             masks.n_src == 1 and x.length == masks.length and \
-            x.blocks[0].shape[2:] == masks.blocks[0].shape[2:] and \
-            masks.edges == _repeat_edges(x.edges, n_src):
-        k = len(x.blocks)
-        out = []
-        for i, b in enumerate(x.blocks):
-            o = np.empty((n_src,) + b.shape[1:], np.float32)
-            for s in range(n_src):
-                np.multiply(b[0], masks.blocks[s * k + i][0], out=o[s])
-            out.append(o)
+            masks.channels == n_src * x.channels and \
+            x.data.shape[2:] == masks.data.shape[2:]:
+        m = masks.data.reshape((n_src,) + x.data.shape[1:])  # [n_src, C, n, w], no copy
+        out = m if inplace else np.empty_like(m)
+        np.multiply(m, x.data, out=out)
         return Tiled(out, x.edges, x.length)
     x, masks = as_dense(x), as_dense(masks)
     c, t = x.shape
     return (masks.reshape(n_src, c, t) * x[None]).reshape(n_src * c, t)
-
-
-def _repeat_edges(edges: tuple[int, ...], times: int) -> tuple[int, ...]:
-    c = edges[-1]
-    return (0,) + tuple(s * c + e for s in range(times) for e in edges[1:])
 
 
 def overlap_add(frames, n_src: int, kernel: int, stride: int) -> np.ndarray:

@@ -84,6 +84,17 @@ class Instance:
 
 
 @dataclass
+class UnitGroup:
+    """Instances of one unit in one step: ``outs`` x ``ins`` blocks (``outs`` alone when
+    depthwise), each list of channel spans sorted."""
+
+    unit: str
+    instances: list[Instance]
+    outs: list[tuple[int, int]]
+    ins: list[tuple[int, int]]
+
+
+@dataclass
 class NpuStep:
     """One convolution layer run as tiled, blocked units; the host reconstructs its output."""
 
@@ -111,6 +122,28 @@ class NpuStep:
     @property
     def in_blocks(self) -> list[tuple[int, int]]:
         return sorted({i.in_block for i in self.instances})
+
+    def unit_groups(self) -> list[UnitGroup]:
+        """The instances of each distinct unit, in the order of their first instance: every
+        (output block, input block) pair of a rectangle of blocks (the diagonal for a
+        depthwise conv), so one graph holding their weights side by side computes them all
+        at once, partial sums over the group's input blocks included.  A unit whose
+        instances form no such shape is split into one group per instance."""
+        by_unit: dict[str, list[Instance]] = {}
+        for inst in self.instances:
+            by_unit.setdefault(inst.unit, []).append(inst)
+        groups = []
+        for unit, insts in by_unit.items():
+            outs = sorted({i.out_block for i in insts})
+            ins = sorted({i.in_block for i in insts})
+            pairs = {(i.out_block, i.in_block) for i in insts}
+            whole = (pairs == {(o, o) for o in outs} if self.op == "depthwise" else
+                     pairs == {(o, i) for o in outs for i in ins}) and len(pairs) == len(insts)
+            if whole:
+                groups.append(UnitGroup(unit, insts, outs, ins))
+            else:
+                groups += [UnitGroup(unit, [i], [i.out_block], [i.in_block]) for i in insts]
+        return groups
 
     def tile_in_width(self) -> int:
         if self.op == "deconv":

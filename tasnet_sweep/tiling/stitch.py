@@ -7,7 +7,8 @@ neighbouring tiles, and the host ops (tiled.py, host_ops.py) work on blocks too.
 else (the strided encoder, a block split that does not line up) goes through the dense signal
 [C, T]: padded (the layer's own padding plus zeros so the last tile is full), cut into tiles
 that overlap by the receptive field, run, and put back.  Every instance runs on all tiles of a
-layer at once; partial products over input blocks are summed, each bias added once.
+layer at once (onnxruntime: every instance of a unit at once); partial products over input
+blocks are summed, each bias added once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from . import host_ops
 from .host_ops import as_dense
 from .plan import NpuStep, Plan
-from .tiled import Tiled, from_unit_outputs, halo_windows
+from .tiled import Tiled, halo_windows
 
 STAGES = ("encoder", "masker", "mask_mul", "decoder")
 
@@ -41,54 +42,99 @@ def join_deconv_tiles(y: np.ndarray, step: NpuStep, out_len: int) -> np.ndarray:
     """[P, C, n_tiles, w_out] deconv outputs -> [P, C, out_len]: tiles overlap-added."""
     p, c, n_tiles, w_out = y.shape
     hop = step.tile * step.stride
+    if hop <= w_out <= 2 * hop:  # each tile spills into the next one only: two adds in all
+        full = np.zeros((p, c, n_tiles + 1, hop), np.float32)
+        full[:, :, :n_tiles] += y[..., :hop]
+        full[:, :, 1:, :w_out - hop] += y[..., hop:]
+        return full.reshape(p, c, -1)[..., :out_len]
     full = np.zeros((p, c, (n_tiles - 1) * hop + w_out), np.float32)
     for j in range(n_tiles):
         full[..., j * hop:j * hop + w_out] += y[:, :, j]
     return full[..., :out_len]
 
 
-def _unit_inputs(step: NpuStep, x, n_tiles: int):
-    """Channel span -> the unit input [P, span, n_tiles, w_in] (one tile per row), cut lazily.
+def _unit_input(step: NpuStep, x, n_tiles: int) -> np.ndarray:
+    """The layer's input as unit inputs, [P, cin, n_tiles, w_in] (one tile per row).
 
     A ``Tiled`` input already in the step's tiling is used as it is (1x1 convs, deconv) or
     widened by halos from neighbouring tiles (dilated depthwise); anything else goes through
     the whole signal once (``cut_tiles``)."""
     if isinstance(x, Tiled) and (x.n_src, x.channels, x.width, x.n_tiles) == \
-            (step.per_source, step.cin, step.tile, n_tiles) and \
-            all(x.block(span) is not None for span in step.in_blocks):
+            (step.per_source, step.cin, step.tile, n_tiles):
         left = step.pad
         right = step.tile_in_width() - step.tile - left
         hop = step.tile * (1 if step.op == "deconv" else step.stride)
         if hop == step.tile and 0 <= left <= step.tile and 0 <= right <= step.tile:
             x.zero_tail()  # units see zeros past the signal's end, as the layer's padding
-            if left or right:
-                return lambda span: halo_windows(x.block(span), left, right)
-            return x.block
-    tiles = cut_tiles(as_dense(x).reshape(step.per_source, step.cin, -1), step, n_tiles)
-    return lambda span: np.ascontiguousarray(tiles[:, span[0]:span[1]])
+            return halo_windows(x.data, left, right) if left or right else x.data
+    return cut_tiles(as_dense(x).reshape(step.per_source, step.cin, -1), step, n_tiles)
+
+
+def _channels(x: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
+    """Channels ``spans`` of ``x`` [P, C, ...] side by side: a view when they are adjacent."""
+    if all(a[1] == b[0] for a, b in zip(spans, spans[1:])):
+        return x[:, spans[0][0]:spans[-1][1]]
+    return np.concatenate([x[:, lo:hi] for lo, hi in spans], axis=1)
+
+
+class _Layer:
+    """A layer's output [P, cout, n_tiles, w_out] assembled from unit outputs: each output
+    block's first part is stored, later parts (other input blocks) are added."""
+
+    def __init__(self, step: NpuStep):
+        self.step, self.out, self.done = step, None, set()
+
+    def put(self, spans: list[tuple[int, int]], part: np.ndarray) -> None:
+        if self.out is None and spans == self.step.out_blocks and \
+                spans[0][0] == 0 and spans[-1][1] == self.step.cout:
+            self.out = part  # the whole layer in one array already: no copy
+            self.done.update(spans)
+            return
+        if self.out is None:
+            self.out = np.empty((part.shape[0], self.step.cout) + part.shape[2:], np.float32)
+        joined = all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+        if joined and self.done.issuperset(spans):  # the usual case: one add for all blocks
+            self.out[:, spans[0][0]:spans[-1][1]] += part
+            return
+        at = 0
+        for lo, hi in spans:
+            piece = part[:, at:at + hi - lo]
+            at += hi - lo
+            if (lo, hi) in self.done:
+                self.out[:, lo:hi] += piece
+            else:
+                self.out[:, lo:hi] = piece
+                self.done.add((lo, hi))
+
+    def result(self) -> np.ndarray:
+        spans = sorted(self.done)
+        if spans[0][0] != 0 or spans[-1][1] != self.step.cout or \
+                any(a[1] != b[0] for a, b in zip(spans, spans[1:])):
+            raise ValueError(f"{self.step.layer}: output blocks {spans} do not tile the channels")
+        return self.out
 
 
 def run_npu_step(step: NpuStep, x, executor):
     """One layer through its units: [P*cin, T] (dense or Tiled) -> [P*cout, T_out], Tiled
-    unless the layer is a deconv (its tiles overlap-add into a dense signal)."""
+    unless the layer is a deconv (its tiles overlap-add into a dense signal).
+
+    An executor with ``unit_batches`` (onnxruntime on graphs it builds) takes every instance
+    of a unit at once (``NpuStep.unit_groups``, ``run_group``); any other runs each instance
+    in the plan's order, as a device does."""
     in_len = x.length if isinstance(x, Tiled) else x.shape[-1]
     n_tiles = step.n_tiles(in_len)
-    tiles_of = _unit_inputs(step, x, n_tiles)
-    blocks: dict[tuple[int, int], np.ndarray] = {}  # each input block cut once
-    by_out: dict[tuple[int, int], np.ndarray] = {}
-    for inst in step.instances:
-        block = blocks.get(inst.in_block)
-        if block is None:
-            block = blocks[inst.in_block] = tiles_of(inst.in_block)
-        part = executor.run(inst, block)
-        acc = by_out.get(inst.out_block)
-        if acc is None:
-            by_out[inst.out_block] = part
-        else:
-            acc += part
+    tiles = _unit_input(step, x, n_tiles)
+    layer = _Layer(step)
+    if getattr(executor, "unit_batches", False):
+        for group in step.unit_groups():
+            layer.put(group.outs, executor.run_group(step, group, _channels(tiles, group.ins)))
+    else:
+        for inst in step.instances:
+            layer.put([inst.out_block], executor.run(inst, _channels(tiles, [inst.in_block])))
+    y = layer.result()
     if step.op != "deconv":
-        return from_unit_outputs(by_out, step.out_len(in_len))
-    y = np.concatenate([by_out[o] for o in sorted(by_out)], axis=1)
+        edges = (0,) + tuple(hi for _, hi in step.out_blocks)
+        return Tiled(y, edges, step.out_len(in_len))
     return join_deconv_tiles(y, step, step.out_len(in_len)).reshape(
         step.per_source * step.cout, -1)
 
@@ -107,7 +153,8 @@ def run_host_step(step, env: dict, params: dict, m: dict, consumable=frozenset()
     if step.op == "copy":
         return x
     if step.op == "mask_mul":
-        return host_ops.mask_mul(x, env[step.inputs[1]], m["n_src"])
+        return host_ops.mask_mul(x, env[step.inputs[1]], m["n_src"],
+                                 inplace=step.inputs[1] in consumable)
     if step.op == "overlap_add":
         return host_ops.overlap_add(x, m["n_src"], m["kernel_size"], m["stride"])
     if step.op == "pad_to":
