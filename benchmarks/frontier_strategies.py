@@ -13,11 +13,17 @@ failing configurations, each of which any strategy has to compile.
     python benchmarks/frontier_strategies.py [--seeds 3] [--tpe-cap 800] [--tpe-seeds 1]
         [--no-estimate] [--no-stand-ins]
         [--study NAME]   (replay a finished study's real answers instead: see study_oracle.py)
+    python benchmarks/frontier_strategies.py --quick   (a few minutes: see QUICK)
+
+The full mode (the defaults) takes much longer (``FULL_MODE`` says how long): three seeds,
+TPE on every lattice, and three estimate studies searched first when missing.
+``main(argv)`` returns the run's wall-clock seconds, for a benchmark that times this one.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import time
@@ -25,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]  # the package, and study_oracle beside this file
 
 from tasnet_sweep.search.lattice import (  # noqa: E402
     PASS,
@@ -167,6 +174,25 @@ def ours_objective(lattice, truth, seed, objective) -> int:
     return calls
 
 
+#: the full mode's run time (benchmarks/frontier_strategies.md: how it was measured)
+FULL_MODE = ("The full mode (the defaults) takes about 20 min on a busy 2-core machine, plus "
+             "about 10 min to search each of the three estimate studies outputs/optuna/ does "
+             "not hold yet (measured: 39 min with two of them to search).")
+#: --quick: one seed, no TPE, the plateau stand-in and one held-out function, and the estimate
+#: lattice only when this checkout already holds its study (never searched in quick mode)
+QUICK = {"seeds": 1, "tpe_seeds": 0, "held_out": 1}
+
+
+@contextlib.contextmanager
+def timed(what: str):
+    """Print how long a section took, wall clock and this process's CPU (the same on an idle
+    machine; the wall clock alone misleads on a busy one)."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    yield
+    print(f"  [{what}: {time.perf_counter() - t0:.0f} s, {time.process_time() - c0:.0f} s CPU]",
+          flush=True)
+
+
 def report(name: str, counts, bound: int, note: str = "") -> None:
     mean = float(np.mean(counts))
     print(f"  {name:<34} {mean:8.1f}  {mean / bound:5.2f}x  {list(counts)} {note}")
@@ -178,8 +204,9 @@ def bench(title: str, passes, seeds: int, tpe_cap: int, tpe_seeds: int,
     truth = truth_grid(lattice, passes)
     if not is_monotone(truth):
         raise SystemExit(f"{title}: the oracle is not monotone")
-    bench_grid(title, lattice, truth, seeds, tpe_cap, tpe_seeds,
-               truth_grid(lattice, wrong_prior))
+    with timed(title):
+        bench_grid(title, lattice, truth, seeds, tpe_cap, tpe_seeds,
+                   truth_grid(lattice, wrong_prior))
 
 
 def bench_grid(title: str, lattice, truth, seeds: int, tpe_cap: int, tpe_seeds: int,
@@ -233,20 +260,47 @@ ESTIMATE_STUDIES = {"default": ("single_context", []),
 
 def bench_estimate(args) -> None:
     """The estimate backend's reference lattice; then the estimate (ceiling 0.75) as the prior
-    of a compiler whose ceiling is 0.6 or 0.9."""
-    from study_oracle import estimate_study
+    of a compiler whose ceiling is 0.6 or 0.9.  Quick mode: the first alone, and only when
+    this checkout already holds its study."""
+    from study_oracle import cached_study, estimate_study
 
-    grids = {key: estimate_study(name, ESTIMATE_SEARCH, overrides)
-             for key, (name, overrides) in ESTIMATE_STUDIES.items()}
+    if args.quick:
+        name = ESTIMATE_STUDIES["default"][0]
+        grids = {"default": cached_study(name, ESTIMATE_SEARCH)}
+        if grids["default"] is None:
+            print(f"\n(quick mode: the estimate lattice is skipped, its study {name} is not in "
+                  "outputs/optuna/ yet; the full mode searches it first)")
+            return
+    else:
+        with timed("estimate studies (searched when missing)"):
+            grids = {key: estimate_study(name, ESTIMATE_SEARCH, overrides)
+                     for key, (name, overrides) in ESTIMATE_STUDIES.items()}
     lattice, estimate = grids["default"]
-    bench_grid("estimate backend, search=single_context (reference lattice)", lattice,
-               estimate, args.seeds, args.tpe_cap, args.tpe_seeds)
+    title = "estimate backend, search=single_context (reference lattice)"
+    with timed(title):
+        bench_grid(title, lattice, estimate, args.seeds, args.tpe_cap, args.tpe_seeds)
     for key, ceiling in (("strict", "0.6"), ("loose", "0.9")):
-        bench_grid(f"compiler at ceiling {ceiling}, estimate at 0.75 as the prior", lattice,
-                   grids[key][1], args.seeds, args.tpe_cap, 0, prior=estimate)
+        if key not in grids:
+            continue
+        title = f"compiler at ceiling {ceiling}, estimate at 0.75 as the prior"
+        with timed(title):
+            bench_grid(title, lattice, grids[key][1], args.seeds, args.tpe_cap, 0,
+                       prior=estimate)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> float:
+    """Run the benchmark (``argv``: its command line); returns its wall-clock seconds."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    args = parse_args(argv)
+    run(args)
+    took = time.perf_counter() - t0
+    mode = "quick mode" if args.quick else "this run"
+    cpu = time.process_time() - c0
+    print(f"\n{mode} took {took:.0f} s ({cpu:.0f} s CPU). {FULL_MODE}")
+    return took
+
+
+def parse_args(argv: list[str] | None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--tpe-cap", type=int, default=800, help="stop TPE after this many compiles")
@@ -265,9 +319,19 @@ def main() -> None:
     ap.add_argument("--no-estimate", action="store_true",
                     help="skip the estimate backend's reference lattice")
     ap.add_argument("--no-stand-ins", action="store_true", help="skip the analytic stand-ins")
-    args = ap.parse_args()
+    ap.add_argument("--quick", action="store_true",
+                    help="a few minutes: 1 seed, no TPE, the plateau stand-in and held-out #0, "
+                    "and the estimate lattice only if its study is already here (never "
+                    "searched); sets --seeds, --tpe-seeds and --held-out")
+    args = ap.parse_args(argv)
     if args.prior_study and not args.study:
         ap.error("--prior-study needs --study: the study whose answers it is the prior of")
+    if args.quick:
+        vars(args).update(QUICK)
+    return args
+
+
+def run(args) -> None:
     if args.study:
         from study_oracle import study_truth
 
@@ -287,8 +351,9 @@ def main() -> None:
     bench("allocator stand-in (plateaus)", allocator_stand_in, args.seeds, args.tpe_cap,
           args.tpe_seeds,
           lambda v: allocator_stand_in(v, buffer_kib=768))
-    bench("smooth stand-in", smooth_stand_in, args.seeds, args.tpe_cap, args.tpe_seeds,
-          lambda v: smooth_stand_in(v, budget=45))
+    if not args.quick:  # the slowest lattice (its certificate is 437 configurations)
+        bench("smooth stand-in", smooth_stand_in, args.seeds, args.tpe_cap, args.tpe_seeds,
+              lambda v: smooth_stand_in(v, budget=45))
     for seed in range(args.held_out):
         bench(f"held-out product constraints #{seed}", product_constraints_stand_in(seed),
               args.seeds, args.tpe_cap, args.tpe_seeds,

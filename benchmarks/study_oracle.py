@@ -44,15 +44,31 @@ def search_lattice(search: str) -> Lattice:
     return Lattice.from_spec(OmegaConf.to_container(node.search.knobs, resolve=True))
 
 
+def study_location(study: str, storage: str | None = None) -> str:
+    """Where ``study`` lives: ``storage`` as given, else outputs/optuna/<study>.journal of this
+    checkout (where ``estimate_study`` searches it), whatever the working directory."""
+    return storage if storage else str(ROOT / storage_location(None, study))
+
+
+def cached_study(study: str, search: str) -> tuple[Lattice, np.ndarray] | None:
+    """(lattice, status grid) of ``study`` when this checkout holds it finished, else None."""
+    location = study_location(study)
+    if not Path(location).exists():
+        return None
+    lattice = search_lattice(search)
+    knowledge, _ = FrontierStudy(lattice, study, location).load()
+    if knowledge.complete and not knowledge.conflicts:
+        return lattice, knowledge.status.copy()
+    return None
+
+
 def estimate_study(study: str, search: str, overrides: list[str]) -> tuple[Lattice, np.ndarray]:
     """The answers of ``search`` on the estimate backend under ``overrides``, kept as study
-    ``study`` in outputs/optuna/: searched first (resuming) unless that study is finished."""
-    location = storage_location(None, study)
-    if Path(location).exists():
-        lattice = search_lattice(search)
-        knowledge, _ = FrontierStudy(lattice, study, location).load()
-        if knowledge.complete and not knowledge.conflicts:
-            return lattice, knowledge.status.copy()
+    ``study`` in this checkout's outputs/optuna/: searched first (resuming) unless that study is
+    finished."""
+    cached = cached_study(study, search)
+    if cached is not None:
+        return cached
     command = [sys.executable, "-m", "tasnet_sweep", "-m", f"search={search}", "tracking=none",
                "compiler=estimate", f"search.study_name={study}", *overrides]
     print(f"searching {study} on the estimate backend first: {' '.join(command[2:])}",
@@ -69,7 +85,7 @@ def study_truth(study: str, search: str | None = None, storage: str | None = Non
                 flag: str = "--study") -> tuple[Lattice, np.ndarray]:
     """(lattice, status grid) of a study whose frontier is exact; a clear exit otherwise."""
     lattice = search_lattice(search or study)
-    location = storage_location(storage, study)
+    location = study_location(study, storage)
     if "://" not in location and not Path(location).exists():
         _fail(f"{flag}={study!r}: no study storage at {location}; run the search "
                          f"first: python -m tasnet_sweep -m search={search or study}")

@@ -43,6 +43,8 @@ from pathlib import Path
 
 from ..processes import pid_alive
 from ..results import JOB_RESULT_KEYS
+from . import bulk
+from .answers import ANSWERS, UNCERTAIN_VERDICT, StudyAnswers
 from .lattice import Knowledge, Lattice
 
 log = logging.getLogger(__name__)
@@ -54,9 +56,8 @@ RESULT_ATTRS = JOB_RESULT_KEYS
 DEFAULT_ROOT = Path("outputs/optuna")
 #: failure families that say nothing about the config's size: not monotone evidence
 NOT_EVIDENCE = frozenset({"crash", "timeout", "missing_sdk", "script_error"})
-#: the verdicts that are evidence; ``uncertain`` (an estimate inside a recorded bracket) is not
-ANSWERS = ("pass", "fail")
-UNCERTAIN_VERDICT = "uncertain"
+# answers.py: ANSWERS, the verdicts that are evidence, and UNCERTAIN_VERDICT (an estimate
+# inside a recorded bracket), which is not
 #: a claim's worker beats this often while it compiles, and a claim whose last beat is older
 #: than the grace period is taken as left behind by a killed worker, so its config goes to
 #: another worker within minutes.  On an RDB storage the beat is Optuna's own heartbeat and
@@ -257,38 +258,27 @@ class FrontierStudy:
                               for k in lattice.knobs}
         self._asked: dict[int, tuple] = {}  # trial id -> (point, trial): asked, not yet claimed
         self._asked_claims: set[int] = set()  # claims that are asked trials (see ``claim``)
+        self._answers = StudyAnswers(lattice)
+
+    def answers(self) -> tuple[dict, set]:
+        """(record by point of every compiled pass / fail, points answered ``uncertain``) as the
+        study holds them now, read incrementally (answers.py).  The study's own: not copies."""
+        self._answers.update(self.study.get_trials(deepcopy=False))
+        return self._answers.records, self._answers.uncertain
 
     def load(self) -> tuple[Knowledge, dict]:
         """Knowledge from the compiled trials (in trial order) and their records by point."""
-        import optuna
-
+        records, _ = self.answers()
         knowledge = Knowledge(self.lattice)
-        records: dict = {}
-        State = optuna.trial.TrialState
-        for t in self.study.get_trials(deepcopy=False, states=(State.COMPLETE, State.FAIL)):
-            if not t.user_attrs.get("compiled"):
-                continue
-            point = self.lattice.point_of(t.params)
-            if point is None:  # a trial from another search space sharing the study name
-                continue
-            if t.user_attrs.get("verdict") not in ANSWERS:  # uncertain: no size answer
-                continue
-            passed = t.user_attrs.get("verdict") == "pass"
-            knowledge.record(point, passed)
-            records[point] = dict(t.user_attrs, trial=t.number)
-        return knowledge, records
+        for number in sorted(self._answers.answers):
+            knowledge.record(*self._answers.answers[number])
+        return knowledge, {point: dict(record) for point, record in records.items()}
 
     def uncertain_points(self) -> set:
         """Points whose compile job answered ``uncertain`` (an estimate inside a recorded
         bracket): not evidence of pass or fail, kept so a later search can compile them first
         (``driver.prior_from_study``) and a resumed one does not ask again."""
-        points = set()
-        for t in self.study.get_trials(deepcopy=False):
-            if t.user_attrs.get("compiled") and t.user_attrs.get("verdict") == UNCERTAIN_VERDICT:
-                point = self.lattice.point_of(t.params)
-                if point is not None:
-                    points.add(point)
-        return points
+        return set(self.answers()[1])
 
     def check_records(self) -> None:
         """Refuse a study whose compiled trials do not match their records: a line removed from
@@ -507,7 +497,8 @@ class FrontierStudy:
         return FileLock(path.with_name(f".{path.name}.inferred.lock"))
 
     def record_inferred(self, knowledge: Knowledge) -> int:
-        """Store every inferred answer not in the study yet (evidence=inferred, compiled=False)."""
+        """Store every inferred answer not in the study yet (evidence=inferred, compiled=False),
+        all in one write."""
         with self._inference_lock():
             return self._record_inferred(knowledge)
 
@@ -522,7 +513,7 @@ class FrontierStudy:
             new.append(self._trial(point, passed, {
                 "verdict": "pass" if passed else "fail", "evidence": "inferred",
                 "compiled": False}))
-        self.study.add_trials(new)
+        bulk.add_trials(self.study, new)  # one write, not one per trial (bulk.py)
         return len(new)
 
     def ask(self):
