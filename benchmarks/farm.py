@@ -35,20 +35,25 @@ never one that another worker is compiling (``pending``).  There is no batch bar
 - The farm stops when the frontier is certified (every point known).  Compiles still running
   then are stopped, and their elapsed time counts as compile-hours (column "stopped").
 
-Strategies: the frontier sampler (FrontierSampler), grid order and random order (a seeded
-permutation).  Both orders use inference and skip points already known or in flight.  A
-prototype, the frontier sampler with every in-flight compile assumed to fail
-(``AssumeStrategy``), is reported next to them.  ``--claims`` adds the frontier sampler as
-``search.workers`` runs it today, where a worker's ``pending`` holds only the points it found
-claimed (``ClaimsStrategy``).
+Strategies: the frontier sampler (FrontierSampler) as ``search.workers=N`` runs it, each idle
+worker proposing one point with everything in flight as ``running``, under each
+``search.assume_running`` setting (block, fail, auto; ``--assume``); grid order and random
+order (a seeded permutation).  Both orders use inference and skip points already known or in
+flight.  ``--claims`` adds the sampler as the driver ran it before ``running`` existed (a
+worker's ``pending`` held only the points it found claimed, ``ClaimsStrategy``);
+``--fitted-believer`` a rejected variant (``AssumeStrategy``); ``--auto-from-block`` a variant
+of auto that blocks until enough compiles are timed.  ``--brackets`` runs the other
+comparison instead: the estimate's brackets vs its point verdict as the prior
+(farm_brackets.py).
 
-Goals (issue M14, item 3), checked for the frontier sampler at 16 workers.  They are printed,
+Goals (issue M14, item 3), checked for each frontier setting at 16 workers.  They are printed,
 never asserted:
 - wall-clock <= 1/10 of the 1-worker wall-clock;
 - compile-hours <= 1.3x the 1-worker compile-hours.
 
-    python benchmarks/farm.py [--quick] [--seeds 3] [--workers 1 4 16 64] [--no-prototype]
-        [--claims] [--fitted-believer] [--fail-median MIN] [--stand-in NAME]
+    python benchmarks/farm.py [--quick] [--seeds 3] [--workers 1 4 16 64]
+        [--assume block fail auto] [--claims] [--fitted-believer] [--auto-from-block]
+        [--fail-median MIN] [--stand-in NAME] [--brackets]
 """
 
 from __future__ import annotations
@@ -68,7 +73,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from tasnet_sweep.search.lattice import FAIL, PASS, UNKNOWN, Knowledge, Lattice  # noqa: E402
+from tasnet_sweep.search.lattice import PASS, UNKNOWN, Knowledge, Lattice  # noqa: E402
+from tasnet_sweep.search.proposers import assume_running, fails_take_longer  # noqa: E402
 from tasnet_sweep.search.sampler import FrontierSampler  # noqa: E402
 
 Point = tuple[int, ...]
@@ -134,40 +140,41 @@ def random_strategy(lattice: Lattice, seed: int) -> OrderStrategy:
 
 
 class FrontierStrategy:
-    """The frontier sampler as the farm asks it: ``room`` idle workers, ``pending`` in flight
-    (the sampler keeps its picks incomparable with those as long as it can)."""
+    """The frontier sampler as ``search.workers=N`` runs it (driver._claim_proposals): each
+    idle worker proposes one point with every compile in flight, the earlier picks of this
+    dispatch included, as ``running``.  ``assume_running``: ``search.assume_running`` (fail:
+    running compiles are planned as failed; block: they block their up- and down-sets, as
+    ``pending``; auto: fail unless the compile times recorded so far show fails not clearly
+    longer than passes, ``proposers.assume_running``).  ``records`` holds the recorded times as
+    the study would: ``simulate`` adds each finished compile's."""
 
-    def __init__(self, lattice: Lattice, seed: int, prior: np.ndarray | None = None):
+    def __init__(self, lattice: Lattice, seed: int, prior: np.ndarray | None = None,
+                 assume_running: str = "block"):
         self.sampler = FrontierSampler(lattice, prior=prior, seed=seed)
+        self.setting = assume_running
+        self.records: dict[Point, dict] = {}
 
     def propose(self, knowledge: Knowledge, room: int, pending: Sequence[Point]) -> list[Point]:
-        return self.sampler.propose(knowledge, room, pending=list(pending))
+        if self.setting == "auto from block":  # the variant: block until the times tell
+            self.sampler.assume_running = bool(fails_take_longer(knowledge, self.records))
+        else:
+            self.sampler.assume_running = assume_running(self.setting, knowledge, self.records)
+        chosen: list[Point] = []
+        for _ in range(room):
+            got = self.sampler.propose(knowledge, 1, running=[*pending, *chosen])
+            if not got:
+                break
+            chosen += got
+        return chosen
 
 
 class AssumeStrategy(FrontierStrategy):
-    """PROTOTYPE, not in tasnet_sweep.search: the frontier sampler asked on a copy of the
-    knowledge in which every in-flight compile has already answered as assumed.  This is a
-    "constant liar" in batch-optimisation terms.  One point at a time, each pick assumed too
-    before the next.
-
-    ``assume="fail"`` (the prototype reported): every in-flight compile fails.  Its up-set is
-    then taken as answered and is not proposed; its down-set stays open.  The sampler's fits
-    and walks see it as a fail, so walks continue below it.  Why fail: under the duration
-    model a wasted fail costs ~5x a wasted pass, and the points a pending FAIL would imply
-    are the expensive ones.  The sampler as it is blocks both the up- and the down-set of
-    every pending point.  Once nothing incomparable is left, it falls back to an even split
-    that ignores the pending points.  The gain rests on that cost asymmetry: with fails as
-    quick as passes (``--fail-median 4``) this does worse than the sampler as it is.
-
-    ``assume="fitted"``: each in-flight compile answers as the sampler's additive fitted score
-    guesses; a tie stays pending, blocked as before.  It was measured and not kept (see
-    farm.md).  Either way a proposal costs up to ``room`` sampler calls, one per pick.
-    """
-
-    def __init__(self, lattice: Lattice, seed: int, prior: np.ndarray | None = None,
-                 assume: str = "fail"):
-        super().__init__(lattice, seed, prior)
-        self.assume = assume
+    """REJECTED VARIANT, not in tasnet_sweep.search: the frontier sampler asked on a copy of
+    the knowledge in which each in-flight compile answers as the sampler's additive fitted
+    score guesses (a tie stays pending, blocked as before), one pick at a time.  Measured and
+    not kept (see farm.md): wrong guesses of PASS send workers into expensive fails above a
+    running compile.  (Its other form, every in-flight compile assumed to fail, is now the
+    sampler's own ``search.assume_running=fail`` and gave the same farms exactly.)"""
 
     def propose(self, knowledge: Knowledge, room: int, pending: Sequence[Point]) -> list[Point]:
         chosen: list[Point] = []
@@ -185,31 +192,27 @@ class AssumeStrategy(FrontierStrategy):
         return chosen
 
     def _believed(self, knowledge: Knowledge, busy: list[Point]):
-        """(knowledge with the busy points answered as assumed, busy points left pending)."""
-        guess = self._guess(knowledge.status)
+        """(knowledge with the busy points answered as guessed, busy points left pending)."""
+        sampler = self.sampler
+        fitted = sampler._fitted_guesses(knowledge.status, sampler._model_features()[:1])
+        guess = fitted[0] if fitted else np.full(knowledge.status.shape, UNKNOWN, dtype=np.int8)
         believed = Knowledge(knowledge.lattice)
         believed.status = knowledge.status.copy()
         believed.observed = dict(knowledge.observed)
         still = []
         for p in busy:
             if believed.status[p] != UNKNOWN:
-                continue  # answered meanwhile, or implied by an earlier assumption
+                continue  # answered meanwhile, or implied by an earlier guess
             if guess[p] == UNKNOWN:
                 still.append(p)
             else:
                 believed.record(p, bool(guess[p] == PASS))
         return believed, still
 
-    def _guess(self, status: np.ndarray) -> np.ndarray:
-        if self.assume == "fail":
-            return np.full(status.shape, FAIL, dtype=np.int8)
-        sampler = self.sampler
-        fitted = sampler._fitted_guesses(status, sampler._model_features()[:1])
-        return fitted[0] if fitted else np.full(status.shape, UNKNOWN, dtype=np.int8)
-
 
 class ClaimsStrategy:
-    """The frontier sampler as ``search.workers=N`` runs it today (driver._claim_proposals).
+    """The frontier sampler as ``search.workers=N`` ran it before ``search.assume_running``
+    (driver._claim_proposals then).
     Worker i has its own sampler (seed + i).  It passes as ``pending`` only the points it
     found claimed when it tried to claim them, not everything in flight, and proposes again
     after each such collision, up to 50 times.  The farm does not say which worker asks, so
@@ -248,16 +251,22 @@ class ClaimsStrategy:
 
 
 Strategy = Callable[[Lattice, int], object]
+
+
+def frontier(setting: str) -> Strategy:
+    return lambda lattice, seed: FrontierStrategy(lattice, seed, assume_running=setting)
+
+
 STRATEGIES: dict[str, Strategy] = {
-    "frontier sampler": lambda lattice, seed: FrontierStrategy(lattice, seed),
+    "frontier, assume_running=block": frontier("block"),
+    "frontier, assume_running=fail": frontier("fail"),
+    "frontier, assume_running=auto": frontier("auto"),
     "grid order + inference": grid_strategy,
     "random order + inference": random_strategy}
-PROTOTYPES: dict[str, Strategy] = {
-    "frontier, in-flight = fail (proto)": lambda lattice, seed: AssumeStrategy(lattice, seed)}
-CLAIMS: dict[str, Strategy] = {"frontier, claims (driver today)": ClaimsStrategy}
-FITTED_BELIEVER: dict[str, Strategy] = {
-    "frontier, in-flight = fitted guess": lambda lattice, seed: AssumeStrategy(
-        lattice, seed, assume="fitted")}
+CLAIMS: dict[str, Strategy] = {"frontier, claims (driver before)": ClaimsStrategy}
+AUTO_FROM_BLOCK: dict[str, Strategy] = {"frontier, auto from block (variant)": frontier(
+    "auto from block")}
+FITTED_BELIEVER: dict[str, Strategy] = {"frontier, in-flight = fitted guess": AssumeStrategy}
 
 
 # ---- the farm --------------------------------------------------------------------------------
@@ -314,6 +323,8 @@ def simulate(lattice: Lattice, truth: np.ndarray, durations: np.ndarray, workers
         del running[p]
         run.implied += knowledge.status[p] != UNKNOWN
         knowledge.record(p, bool(truth[p] == PASS))
+        if hasattr(strategy, "records"):  # the compile time the study would record
+            strategy.records[p] = {"compile_seconds": float(durations[p]) * 3600}
         run.compiled.append(p)
         run.compile_h += float(durations[p])
         dispatch()
@@ -356,15 +367,14 @@ def bench_strategy(name: str, make: Strategy, lattice: Lattice, truth: np.ndarra
 
 def farm_with_prior(lattice: Lattice, truth: np.ndarray, prior: np.ndarray,
                     workers: Sequence[int] = WORKERS, seeds: Sequence[int] = (0, 1, 2),
-                    name: str = "frontier sampler, prior") -> list[Row]:
+                    name: str = "frontier sampler, prior", assume: str = "auto") -> list[Row]:
     """The frontier sampler with ``prior`` on the same farm.  ``prior`` is a status grid
     as FrontierSampler takes it: the estimate's point answers (PASS / FAIL), say, or the same
-    with the points where the estimate's brackets straddle the limit marked unsure (UNKNOWN,
-    or the UNCERTAIN value the sampler is being taught).  This is the place for the
-    comparison "estimate brackets vs point estimate as prior"; it is not measured here (see
-    farm.md).  Pass the result to ``check_goals`` for the goal lines."""
-    return bench_strategy(name, lambda lat, seed: FrontierStrategy(lat, seed, prior=prior),
-                          lattice, truth, workers, seeds)
+    with the points where the estimate's brackets straddle the limit marked UNCERTAIN
+    (compiled first).  farm_brackets.py makes that comparison on its own oracles.  Pass the
+    result to ``check_goals`` for the goal lines."""
+    return bench_strategy(name, lambda lat, seed: FrontierStrategy(
+        lat, seed, prior=prior, assume_running=assume), lattice, truth, workers, seeds)
 
 
 HEADER = (f"  {'strategy':<34} {'workers':>7} {'wall h':>7} {'compile h':>9} {'compiles':>8} "
@@ -426,12 +436,20 @@ def stand_in_truth(name: str) -> tuple[Lattice, np.ndarray]:
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
-                    help="1 seed; the frontier sampler and the prototype at 1 and 16 workers "
-                    "only (the orders at every --workers)")
+                    help="1 seed; the frontier sampler at 1 and 16 workers only (the orders "
+                    "at every --workers)")
     ap.add_argument("--seeds", type=int, default=3, help="farms (duration draws) per row")
     ap.add_argument("--workers", type=int, nargs="+", default=list(WORKERS))
-    ap.add_argument("--no-prototype", action="store_true",
-                    help="skip the prototype (in-flight compiles assumed to fail)")
+    ap.add_argument("--assume", nargs="+", choices=("block", "fail", "auto"),
+                    default=["block", "fail", "auto"],
+                    help="the frontier sampler's search.assume_running settings to run")
+    ap.add_argument("--auto-from-block", action="store_true",
+                    help="also a variant of auto: running compiles blocked until enough "
+                    "compiles are timed to tell, then as auto")
+    ap.add_argument("--brackets", action="store_true",
+                    help="instead: the estimate's brackets vs its point verdict as the prior, "
+                    "on oracles whose limit sits inside the bracket (farm_brackets.py; with "
+                    "--quick: 1 seed, 1 worker, 3 limits)")
     ap.add_argument("--fitted-believer", action="store_true",
                     help="also the rejected variant: in-flight compiles answer as the fitted "
                     "score guesses")
@@ -448,12 +466,20 @@ def parse_args() -> argparse.Namespace:
 
 
 def chosen_strategies(args: argparse.Namespace) -> dict[str, Strategy]:
-    return dict(STRATEGIES) | ({} if args.no_prototype else PROTOTYPES) | (
-        FITTED_BELIEVER if args.fitted_believer else {}) | (CLAIMS if args.claims else {})
+    skipped = {f"frontier, assume_running={a}" for a in ("block", "fail", "auto")
+               if a not in args.assume}
+    return {k: v for k, v in STRATEGIES.items() if k not in skipped} | (
+        FITTED_BELIEVER if args.fitted_believer else {}) | (CLAIMS if args.claims else {}) | (
+        AUTO_FROM_BLOCK if args.auto_from_block else {})
 
 
 def main() -> None:
     args = parse_args()
+    if args.brackets:
+        import farm_brackets
+
+        farm_brackets.main(args.quick)
+        return
     t0 = time.perf_counter()
     lattice, truth = stand_in_truth(args.stand_in) if args.stand_in else estimate_truth()
     seeds = range(1 if args.quick else args.seeds)

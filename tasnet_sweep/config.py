@@ -264,12 +264,18 @@ class SearchConfig:
     worker: Optional[int] = None  # set by the sweeper on each worker job: its index
     heartbeat_s: float = 60.0  # a worker beats for its claims this often ...
     grace_s: float = 180.0  # ... and a claim without a beat for this long goes to another
+    # how the frontier sampler plans around other workers' running compiles: fail (assume
+    # they fail), block (keep off their up- and down-sets), auto (fail unless the recorded
+    # compile times show fails not clearly longer than passes, then block)
+    assume_running: str = "auto"
 
 
 #: what search.objective may rank by (tasnet_sweep.search.sizes counts them)
 SEARCH_OBJECTIVES = ("params", "macs")
 #: ours, then Optuna's (baselines for the benchmark)
 SEARCH_SAMPLERS = ("frontier", "tpe", "random", "grid")
+#: search.assume_running (tasnet_sweep.search.proposers.assume_running)
+SEARCH_ASSUME_RUNNING = ("auto", "fail", "block")
 #: SQLAlchemy dialects Optuna's RDB storage can use (``dialect[+driver]://...``)
 RDB_DIALECTS = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 
@@ -311,6 +317,8 @@ def validate_search(s, problems: list[str]) -> None:
                             f"not installed{hint}")
     _positive(problems, "search.batch_size", s.batch_size)
     _one_of(problems, "search.sampler", s.sampler, SEARCH_SAMPLERS)
+    _one_of(problems, "search.assume_running", s.get("assume_running", "auto"),
+            SEARCH_ASSUME_RUNNING)
     objective = s.get("objective")
     if objective is not None and objective not in SEARCH_OBJECTIVES:
         problems.append(f"search.objective={objective!r} is invalid: expected null or one of "

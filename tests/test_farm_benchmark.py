@@ -16,9 +16,9 @@ import farm  # noqa: E402
 
 SPACE = {"a": [1, 2, 3, 4], "b": [1, 2, 3], "c": [1, 2, 3, 4]}  # 48 points
 
-STRATEGIES = farm.STRATEGIES | farm.PROTOTYPES | farm.FITTED_BELIEVER | farm.CLAIMS
+STRATEGIES = farm.STRATEGIES | farm.FITTED_BELIEVER | farm.CLAIMS
 #: (strategy, oracle seed): seeds 0 and 2 make compiles that are stopped or implied in flight
-CASES = [(name, seed) for name in farm.STRATEGIES | farm.PROTOTYPES for seed in (0, 2)] + [
+CASES = [(name, seed) for name in farm.STRATEGIES for seed in (0, 2)] + [
     (name, 2) for name in farm.FITTED_BELIEVER | farm.CLAIMS]
 
 
@@ -68,9 +68,54 @@ def test_one_worker_is_the_sequential_benchmark(seed):
                 for name, make in farm.STRATEGIES.items()}
     _, sampler_calls = run_search(lattice, lambda p: bool(truth[p] == PASS),
                                   FrontierSampler(lattice, seed=seed))
-    assert compiles == {"frontier sampler": sampler_calls,
+    assert compiles == {"frontier, assume_running=block": sampler_calls,
+                        "frontier, assume_running=fail": sampler_calls,
+                        "frontier, assume_running=auto": sampler_calls,
                         "grid order + inference": fs.grid_order(lattice, truth),
                         "random order + inference": fs.random_order(lattice, truth, seed)}
+
+
+def test_the_fail_setting_is_the_earlier_prototype_on_the_same_farm():
+    """search.assume_running=fail in the sampler proposes what the farm's prototype did (every
+    in-flight compile, and each earlier pick, assumed failed, one pick at a time)."""
+    from tasnet_sweep.search.lattice import Knowledge
+    from tasnet_sweep.search.sampler import FrontierSampler, assume_failed
+
+    lattice, truth = tiny(2)
+    real = farm.FrontierStrategy(lattice, 0, assume_running="fail")
+    proto = FrontierSampler(lattice, seed=0)
+    knowledge = Knowledge(lattice)
+    running = real.propose(knowledge, 1, [])
+    assert proto.propose(knowledge, 1) == running  # the same seed, the same draws so far
+    for _ in range(3):
+        chosen = []
+        for _ in range(3):  # the prototype: the unchanged sampler on the believed copy
+            got = proto.propose(assume_failed(knowledge, [*running, *chosen]), 1)
+            if not got:
+                break
+            chosen += got
+        assert real.propose(knowledge, 3, running) == chosen
+        running += chosen
+        done = running.pop(0)  # the oldest compile answers; the rest still run
+        knowledge.record(done, bool(truth[done] == PASS))
+        running = [p for p in running if p not in knowledge.observed]
+        if not running:
+            break
+
+
+def test_auto_follows_the_recorded_times_of_the_farm():
+    """With the model's durations (fails near the allocator timeout) auto keeps planning
+    running compiles as failed once 3 timed compiles of each verdict are in; with fails as
+    quick as passes it turns to block."""
+    lattice, truth = tiny(2)
+    for fail_median, on in ((None, True), (4, False)):
+        strategy = farm.STRATEGIES["frontier, assume_running=auto"](lattice, 0)
+        run = farm.simulate(lattice, truth, farm.draw_durations(truth, 0, fail_median), 4,
+                            strategy)
+        assert len(strategy.records) == run.compiles
+        passes = sum(truth[p] == PASS for p in run.compiled)
+        if min(passes, run.compiles - passes) >= 3:
+            assert strategy.sampler.assume_running is on
 
 
 def test_exact_prior_compiles_the_certificate_alone():

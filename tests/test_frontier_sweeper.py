@@ -81,6 +81,8 @@ def test_frontier_sweep_finds_the_frontier_then_resumes_with_zero_compiles(tmp_p
                  marks=pytest.mark.slow),
     pytest.param("search.worker=0", ["search.worker=0", "expected it unset"],
                  marks=pytest.mark.slow),
+    pytest.param("search.assume_running=never",
+                 ["search.assume_running='never'", "auto, fail, block"], marks=pytest.mark.slow),
 ])
 def test_bad_search_settings_stop_with_one_line(tmp_path, override, words):
     args = [a for a in ARGS if not a.startswith("model.n_filters")] + [override]

@@ -121,7 +121,7 @@ CHOICE_OR_TEXT_FIELDS = {
     "compiler.calibration.source", "compiler.calibration.input_length_policy", "hw.arch",
     "hw.fitted_to", "runtime.name", "runtime.hailort_api", "runtime.output_format",
     "runtime.weight_quant", "runtime.sdk_compare", "tracking.backend", "tracking.experiment",
-    "search.sampler", "search.objective"}
+    "search.sampler", "search.objective", "search.assume_running"}
 
 
 def _str_fields(cls, prefix=""):

@@ -32,13 +32,17 @@ def _override_text(key: str, value) -> str:
 class FrontierSweeperImpl:
     def __init__(self, job_overrides: list[str]):
         self.job_overrides = job_overrides
-        self.hydra_context = self.config = self.launcher = None
+        self.hydra_context = self.config = self.launcher = self.configs = None
         self.job_idx = 0
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         from hydra.core.plugins import Plugins
 
+        from tasnet_sweep.job_configs import JobConfigs
+
         self.hydra_context, self.config = hydra_context, config
+        # the jobs' configs for checking: one compose shared by every job (job_configs.py)
+        self.configs = JobConfigs.for_sweep(hydra_context.config_loader, config)
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config)
 
@@ -73,7 +77,7 @@ class FrontierSweeperImpl:
     def _check(self, jobs: list[list[str]]) -> None:
         from tasnet_sweep.cli import sweep_job_problems
 
-        problems = sweep_job_problems(self.hydra_context.config_loader, self.config, jobs, "job")
+        problems = sweep_job_problems(self.configs, jobs, "job")
         if problems:
             _fail(problems)
 
@@ -140,7 +144,8 @@ class FrontierSweeperImpl:
             state = driver.run(lattice, study, launch, sampler=search.sampler,
                                batch_size=search.batch_size, max_trials=search.max_trials,
                                seed=search.seed, record_inferred=search.record_inferred,
-                               prior=prior, objective=objective)
+                               prior=prior, objective=objective,
+                               assume_running=search.get("assume_running", "auto"))
         best = None
         if objective is not None and state.done:
             best = driver.best_pass(state.knowledge.status, objective)
@@ -200,7 +205,7 @@ class FrontierSweeperImpl:
         from tasnet_sweep.search.study import DEFAULT_ROOT
 
         first = self._jobs(lattice, [tuple(0 for _ in lattice.shape)], passthrough)[0]
-        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, first)
+        cfg = self.configs(first)
         try:
             return cached_lattice_sizes(lattice, cfg, objective, DEFAULT_ROOT)
         except SizeError as exc:

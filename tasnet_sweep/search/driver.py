@@ -21,8 +21,16 @@ import numpy as np
 
 from ..progress import bar as progress_bar
 from .lattice import PASS, UNCERTAIN, UNKNOWN, Knowledge, Lattice
-from .proposers import Proposer, make_proposer
-from .study import FrontierStudy, is_uncertain, job_outcome, open_storage, storage_location
+from .proposers import Proposer, assume_running, make_proposer
+from .study import (
+    CLAIM_TTL_S,
+    FrontierStudy,
+    _claimant_alive,
+    is_uncertain,
+    job_outcome,
+    open_storage,
+    storage_location,
+)
 
 log = logging.getLogger(__name__)
 CLAIM_POLL_S = 1.0  # how often a worker looks again when every proposal is held by others
@@ -40,6 +48,7 @@ class SearchRun:
     uncertain: list = field(default_factory=list)
     inferred_recorded: int = 0
     objective: np.ndarray | None = None  # search.objective of every point (sizes.py), or None
+    assume_running: str = "auto"  # search.assume_running: auto | fail | block
 
     @property
     def worth_compiling(self) -> np.ndarray | None:
@@ -76,18 +85,21 @@ def could_beat(status: np.ndarray, objective: np.ndarray) -> np.ndarray:
 
 def run(lattice: Lattice, study: FrontierStudy, launch: Launch,
         sampler: str | Proposer = "frontier", batch_size: int = 1, max_trials: int | None = None,
-        seed: int = 0, record_inferred: bool = True, prior=None, objective=None) -> SearchRun:
+        seed: int = 0, record_inferred: bool = True, prior=None, objective=None,
+        assume_running: str = "auto") -> SearchRun:
     """Search until the frontier is exact (or ``max_trials`` compiles); ``sampler``: a
     ``search.sampler`` name (``proposers.PROPOSERS``; the config check holds it and
     ``batch_size`` to valid values) or a ``Proposer``; ``prior``: a status grid ordering the
     frontier sampler's queries (see FrontierSampler); ``objective``: the params or MACs of
     every point -- then stop once the largest passing point by it is certified, and compile
-    only points that could still beat it."""
+    only points that could still beat it; ``assume_running``: ``search.assume_running``, how
+    the frontier sampler plans around other workers' running compiles."""
     proposer = make_proposer(sampler, lattice, study, prior=prior, seed=seed) \
         if isinstance(sampler, str) else sampler
     knowledge, records = study.load()
     state = SearchRun(knowledge, records, compiled_before=len(knowledge.observed),
-                      objective=objective, uncertain=sorted(study.uncertain_points()))
+                      objective=objective, uncertain=sorted(study.uncertain_points()),
+                      assume_running=assume_running)
     log.info("study %s: %d compiled, %d of %d configurations answered", study.study_name,
              state.compiled_before, lattice.size - knowledge.unknown, lattice.size)
     asks = 0
@@ -153,13 +165,14 @@ def prior_from_study(lattice: Lattice, study_name: str, storage: str | None = No
 
 
 def _refresh(state: SearchRun, study: FrontierStudy) -> None:
-    """Take in what other workers on the same study compiled since this run last looked."""
-    knowledge, records = study.load()
-    for point, passed in knowledge.observed.items():
+    """Take in what other workers on the same study compiled since this run last looked (the
+    study reads only trials it has not seen finished: answers.py)."""
+    records, uncertain = study.answers()
+    for point, record in records.items():
         if point not in state.knowledge.observed:
-            state.knowledge.record(point, passed)
-            state.records[point] = records[point]
-    state.uncertain += sorted(study.uncertain_points() - set(state.uncertain))
+            state.knowledge.record(point, record.get("verdict") == "pass")
+            state.records[point] = dict(record)
+    state.uncertain += sorted(uncertain - set(state.uncertain))
 
 
 def _step(state: SearchRun, study: FrontierStudy, proposer: Proposer, launch: Launch,
@@ -187,14 +200,19 @@ def _claim_proposals(state: SearchRun, study: FrontierStudy, proposer: Proposer,
                      room: int) -> list | int:
     """[(point, claim)] of the proposals this worker claimed, or, with none claimed, what the
     step returns: 0 (ask again) or -1 (nothing left to propose).  Points another worker holds
-    are proposed around; when every proposal is held, wait for that worker's answers."""
-    held: list = []  # points another worker is compiling right now
-    for _ in range(50):
+    are proposed around; when nothing is left to propose but other workers' running compiles
+    (or every proposal is held), wait for their answers: they may leave more to compile."""
+    held: list = []  # points found claimed when this worker tried to claim them
+    collisions = 0
+    while collisions < 50:
+        running = running_claims(study)
+        _plan_running(state, proposer)
         batch = proposer.propose(state.knowledge, room,
                                  pending=[*state.errors, *state.uncertain, *held],
-                                 allowed=state.worth_compiling)
+                                 allowed=state.worth_compiling, running=running)
         if not batch:
-            if not held:
+            # an exhaustive proposer has nothing left but what others run: wait for them
+            if not held and not (running and proposer.exhaustive):
                 return -1 if proposer.exhaustive else 0
             time.sleep(CLAIM_POLL_S)  # wait for the other workers' answers
             _refresh(state, study)
@@ -207,7 +225,41 @@ def _claim_proposals(state: SearchRun, study: FrontierStudy, proposer: Proposer,
         claimed = [(p, c) for p, c in claims if c is not None]
         if claimed:
             return claimed
+        collisions += 1
     return -1
+
+
+def running_claims(study: FrontierStudy) -> list:
+    """The points other workers hold live claims on right now (claimed, being compiled): the
+    claim's worker still beats and, on this host, is alive (``FrontierStudy.claim``'s rule).
+    This worker holds none while it proposes: its launches return before it proposes again."""
+    import datetime
+
+    import optuna
+
+    now, points = datetime.datetime.now(), []
+    for t in study.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if "claim_by" not in t.system_attrs:  # an ask not claimed yet (Optuna's samplers)
+            continue
+        if study._beating(t, now, CLAIM_TTL_S) and _claimant_alive(t):
+            point = study.lattice.point_of(t.params)
+            if point is not None:
+                points.append(point)
+    return points
+
+
+def _plan_running(state: SearchRun, proposer: Proposer) -> None:
+    """Tell a proposer that plans around running compiles (``assume_running``, the frontier
+    sampler) whether to assume they fail, by ``search.assume_running`` and the times so far;
+    logged when ``auto`` turns it on or off."""
+    if not hasattr(proposer, "assume_running"):
+        return
+    now = assume_running(state.assume_running, state.knowledge, state.records)
+    if now != proposer.assume_running and state.assume_running == "auto":
+        log.info("search.assume_running=auto: other workers' running compiles are %s",
+                 "assumed to fail" if now else "blocked (recorded fails do not take clearly "
+                 "longer than passes)")
+    proposer.assume_running = now
 
 
 def _record_known(state: SearchRun, study: FrontierStudy, point, result) -> bool | None:

@@ -202,13 +202,25 @@ class FrontierSampler:
     UNCERTAIN points (the estimate was unsure: inside a recorded bracket) are UNKNOWN to the
     hypothesis, and are proposed first, the one that splits the unknown region most evenly
     first, until a compile or inference answers each.
+
+    ``assume_running`` (``search.assume_running``, set by the driver each step): plan as if
+    every running compile (``propose(running=...)``) had already failed, one pick at a time,
+    each pick assumed to fail too before the next (a "constant liar").  A running point's
+    up-set is then not proposed, while its down-set stays open and the walks continue below
+    it.  It pays when fails take clearly longer than passes (an allocator timeout against a
+    few minutes): the compiles a running fail would have made unneeded are the expensive ones.
+    Off, a running point blocks both its up- and its down-set, like ``pending``.
+    Figures: benchmarks/farm.md.
     """
 
     name = "frontier"
     exhaustive = True  # proposes while any allowed unknown point is not pending
 
-    def __init__(self, lattice: Lattice, prior: np.ndarray | None = None, seed: int = 0):
+    def __init__(self, lattice: Lattice, prior: np.ndarray | None = None, seed: int = 0,
+                 assume_running: bool = False):
         self.lattice = lattice
+        self.assume_running = assume_running
+        self._assumed: frozenset = frozenset()  # points assumed failed in the current plan
         self.prior = None if prior is None else np.asarray(prior, dtype=np.int8)
         if self.prior is not None and self.prior.shape != lattice.shape:
             raise ValueError(f"prior shape {self.prior.shape} != lattice shape {lattice.shape}")
@@ -222,11 +234,35 @@ class FrontierSampler:
         self._hypothesis_pool: np.ndarray | None = None  # per propose() call
 
     def propose(self, knowledge: Knowledge, room: int = 1, pending: list[tuple[int, ...]] = (),
-                allowed: np.ndarray | None = None) -> list[tuple[int, ...]]:
-        """Up to ``room`` unknown points to compile next, not in ``pending`` (launched, no answer
-        yet); incomparable with each other and with ``pending`` as long as such points exist.
+                allowed: np.ndarray | None = None,
+                running: list[tuple[int, ...]] = ()) -> list[tuple[int, ...]]:
+        """Up to ``room`` unknown points to compile next, not in ``pending`` (errored, held, ...)
+        nor ``running`` (claimed and being compiled now, by this or other workers);
+        incomparable with each other and with ``pending`` as long as such points exist.
         ``allowed``: a boolean grid; points outside it are never proposed (e.g. configs that
-        cannot beat the best known pass on ``search.objective``)."""
+        cannot beat the best known pass on ``search.objective``).  Running points are planned
+        as failed when ``assume_running`` is set, else they are pending; with nothing running
+        the proposal is the same either way."""
+        running = [tuple(int(i) for i in p) for p in running]
+        running = [p for p in running if knowledge.status[p] == UNKNOWN]
+        if not running:
+            return self._propose(knowledge, room, pending, allowed)
+        if not self.assume_running:
+            return self._propose(knowledge, room, [*pending, *running], allowed)
+        chosen: list[tuple[int, ...]] = []
+        while len(chosen) < room:
+            believed = assume_failed(knowledge, [*running, *chosen])
+            self._assumed = frozenset(believed.observed) - frozenset(knowledge.observed)
+            try:
+                got = self._propose(believed, 1, pending, allowed)
+            finally:
+                self._assumed = frozenset()
+            if not got:
+                break
+            chosen += got  # unknown in the believed copy, so unknown and not running
+        return chosen
+
+    def _propose(self, knowledge: Knowledge, room: int, pending, allowed) -> list:
         status = knowledge.status
         unknown = status == UNKNOWN
         if allowed is not None:
@@ -310,7 +346,7 @@ class FrontierSampler:
 
     def _prior_contradicted(self, knowledge: Knowledge) -> bool:
         return any(self.prior[p] != UNKNOWN and (self.prior[p] == PASS) != passed
-                   for p, passed in knowledge.observed.items())
+                   for p, passed in knowledge.observed.items() if p not in self._assumed)
 
     @staticmethod
     def _fitted_guesses(status: np.ndarray, models, fallback=None) -> list[np.ndarray]:
@@ -398,6 +434,18 @@ class FrontierSampler:
 
     def _from_split(self, knowledge: Knowledge, free: np.ndarray):
         return self._argmax(self._worst_split(free), free)
+
+
+def assume_failed(knowledge: Knowledge, points) -> Knowledge:
+    """A copy of ``knowledge`` in which each of ``points`` still unknown has failed, in order
+    (a point an earlier one's assumed fail implies is skipped)."""
+    believed = Knowledge(knowledge.lattice)
+    believed.status = knowledge.status.copy()
+    believed.observed = dict(knowledge.observed)
+    for p in points:
+        if believed.status[p] == UNKNOWN:
+            believed.record(p, False)
+    return believed
 
 
 def run_search(lattice: Lattice, oracle: Callable[[tuple[int, ...]], bool], sampler,

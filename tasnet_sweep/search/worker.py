@@ -6,8 +6,9 @@ through the configured Hydra launcher (basic, joblib, submitit_local, submitit_s
 study: propose, claim, compile the claimed config in its own process, record, repeat, until the
 frontier is exact.  A worker never waits for another's compile (claims keep two workers off one
 config, inference from every worker's answers applies at once), and a killed worker's claim
-stops beating and goes to another worker after ``search.grace_s``.  The sweeper then records
-the inferred answers and writes the reports, as without workers.
+stops beating and goes to another worker after ``search.grace_s``.  Each worker's frontier
+sampler plans around the others' running compiles by ``search.assume_running``.  The sweeper
+then records the inferred answers and writes the reports, as without workers.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def run_worker(cfg, sweep_dir: Path, run_trial) -> dict:
     grid = {k: None if spec[k] is None else np.asarray(spec[k]) for k in ("prior", "objective")}
     state = driver.run(lattice, study, launch, sampler=s.sampler, batch_size=1,
                        max_trials=s.max_trials, seed=int(s.seed) + index,
-                       record_inferred=False, prior=grid["prior"], objective=grid["objective"])
+                       record_inferred=False, prior=grid["prior"], objective=grid["objective"],
+                       assume_running=s.get("assume_running", "auto"))
     log.info("search worker %d: %d compiles; frontier %s", index, state.compiled_now,
              "exact" if state.done else "not exact")
     return {"worker": index, "compiled": state.compiled_now, "done": bool(state.done)}
