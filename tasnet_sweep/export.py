@@ -9,11 +9,16 @@ bring-up fed the DFC.  Opset 13 by default: the Hailo model zoo exports at opset
 
 The trace runs the model once on the example input; a forward hook keeps that output as the
 PyTorch reference, so the onnxruntime parity check costs one onnxruntime run and no second
-PyTorch forward.  MACs and output shapes are read off the shape-inferred graph.
+PyTorch forward.  MACs and output shapes are read off the shape-inferred graph.  The graph
+stays in memory from the exporter to the file: checked and shape-inferred from its bytes,
+written once, hashed from the same bytes (the compile cache's key) and handed to onnxruntime
+without reading the file back.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -36,12 +41,18 @@ class ExportResult:
     macs: int
     parity_max_abs: float | None = None
     parity_seconds: float | None = None
-    # the example inputs and the PyTorch outputs seen while tracing (not saved)
+    # the example inputs, the PyTorch outputs seen while tracing and the file's bytes and
+    # sha256 (not saved in the record)
     inputs: tuple = field(default=(), repr=False)
     reference: tuple = field(default=(), repr=False)
+    onnx_bytes: bytes = field(default=b"", repr=False)
+    sha256: str = field(default="", repr=False)
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("inputs", "reference")}
+        return {k: v for k, v in self.__dict__.items() if k not in _IN_MEMORY}
+
+
+_IN_MEMORY = ("inputs", "reference", "onnx_bytes", "sha256")
 
 
 def _dims(value_info) -> list[int]:
@@ -77,20 +88,19 @@ def export_unit(unit, path: str | Path, opset: int = 13, seed: int = 0) -> Expor
     inputs = unit.example_inputs(seed)
     seen: list = []
     hook = unit.module.register_forward_hook(lambda mod, args, out: seen.append(out))
-    tmp = path.with_name(f".{path.name}.partial")
+    graph = io.BytesIO()
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(unit.module, inputs, str(tmp), opset_version=opset, dynamo=False,
+            torch.onnx.export(unit.module, inputs, graph, opset_version=opset, dynamo=False,
                               input_names=[n for n, _ in unit.inputs],
                               output_names=unit.outputs, do_constant_folding=True)
-        model = onnx.load(str(tmp))
     finally:
         hook.remove()
-        tmp.unlink(missing_ok=True)
-    onnx.checker.check_model(model, full_check=True)
-    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    write_bytes(path, model.SerializeToString())
+    onnx.checker.check_model(graph.getvalue(), full_check=True)
+    model = onnx.shape_inference.infer_shapes(graph.getvalue(), strict_mode=True)
+    data = model.SerializeToString()
+    write_bytes(path, data)
     counts: dict[str, int] = {}
     for node in model.graph.node:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
@@ -100,17 +110,23 @@ def export_unit(unit, path: str | Path, opset: int = 13, seed: int = 0) -> Expor
     return ExportResult(str(path), opset, time.perf_counter() - t0, "full",
                         len(model.graph.node), dict(sorted(counts.items())),
                         [_dims(o) for o in model.graph.output], graph_macs(model),
-                        inputs=tuple(x.numpy() for x in inputs), reference=reference)
+                        inputs=tuple(x.numpy() for x in inputs), reference=reference,
+                        onnx_bytes=data, sha256=hashlib.sha256(data).hexdigest())
 
 
 def onnx_parity(exported: ExportResult, input_names: list[str]) -> tuple[float, float]:
-    """Max |onnxruntime - torch| over all outputs on the traced input, and its seconds."""
+    """Max |onnxruntime - torch| over all outputs on the traced input, and its seconds.  The
+    session's threads sleep rather than spin between ops: one run, so spinning only burns CPU
+    (a third of the run's on 2 cores)."""
     import onnxruntime as ort
 
     t0 = time.perf_counter()
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(exported.onnx_path, opts, providers=["CPUExecutionProvider"])
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    sess = ort.InferenceSession(exported.onnx_bytes or exported.onnx_path, opts,
+                                providers=["CPUExecutionProvider"])
     outs = sess.run(None, dict(zip(input_names, exported.inputs)))
     err = max(float(np.max(np.abs(o - r))) for o, r in zip(outs, exported.reference))
     return err, time.perf_counter() - t0

@@ -192,7 +192,7 @@ def _fresh(cfg, backend, hw, run_dir: Path):
     if not cfg.compiler.cache:
         return record, backend.compile(request)
     trials, compiles = _caches(cfg)
-    outcome, compile_key = compiles.compile(backend, request, hw)
+    outcome, compile_key = compiles.compile(backend, request, hw, exported.sha256)
     if compiles.store.get(compile_key) is not None:  # transient failures are not stored
         record["compile_key"] = compile_key
         trials.put(recipe_key(cfg, backend, hw), record)

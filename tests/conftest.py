@@ -13,6 +13,10 @@ from pathlib import Path
 import pytest
 from helpers import DOUBLES, compose_cfg, free_port
 
+# single runs' MLflow agent (tasnet_sweep/tracking/agent.py) stays up to 300 s for the next
+# trial; a test suite's agents should leave soon after their last trial
+os.environ.setdefault("TASNET_TRACKING_AGENT_IDLE_S", "5")
+
 
 @pytest.fixture
 def cfg_factory():

@@ -17,7 +17,7 @@ from tasnet_sweep.results import TrialResult
 from tasnet_sweep.tracking.flatten import MAX_PARAM_VALUE, chunks, flatten_config, trial_metrics
 
 BNS = (16, 24, 32)
-#: log a single run in this process (the CLI hands it to a background sync)
+#: log a single run in this process (the CLI hands it to the tracking agent)
 INLINE = "tracking.background=false"
 
 

@@ -148,12 +148,15 @@ class ContentStore:
             return None
         return entry
 
-    def put(self, key: str, blobs: dict[str, bytes], files: dict[str, Path]) -> Path:
+    def put(self, key: str, blobs: dict[str, bytes], files: dict[str, Path],
+            known: dict[str, str] | None = None) -> Path:
         """Store ``blobs`` (name -> bytes) and ``files`` (name -> path); manifest last.
 
         Files are hard-linked where the filesystem allows (one copy on disk for the run folder
         and the cache: every writer here replaces a file rather than changing it in place, and
-        the digests would catch one that did), copied otherwise."""
+        the digests would catch one that did), copied otherwise.  ``known``: digests the caller
+        took of a file's bytes as it wrote them (the exported ONNX), so it is not read again; a
+        file changed since fails the manifest check on the next read, as any other would."""
         entry = self.path(key)
         if self.secret is None:  # no key of ours: nothing is kept
             return entry
@@ -169,7 +172,7 @@ class ContentStore:
         for name, src in files.items():
             dst = entry / name
             restore_file(Path(src), dst)  # a hard link, else a copy
-            digests[name] = file_digest(dst)
+            digests[name] = (known or {}).get(name) or file_digest(dst)
         write_json(entry / MANIFEST, {"files": digests,  # the entry exists once this exists
                                       "mac": _signature(self.secret, key, digests)})
         return entry
@@ -222,20 +225,23 @@ class CompileCache:
         return key_of("compile", onnx_digest, backend.name, backend.version(),
                       backend.cache_identity(), hw)
 
-    def compile(self, backend, request, hw: dict):
-        """(outcome, key) for ``request``; ``outcome.cache_hit`` tells whether it was stored."""
-        key = self.key(file_digest(request.onnx_path), backend, hw)
+    def compile(self, backend, request, hw: dict, onnx_digest: str | None = None):
+        """(outcome, key) for ``request``; ``outcome.cache_hit`` tells whether it was stored.
+        ``onnx_digest``: the sha256 of the request's ONNX when the caller has it (taken from
+        the bytes it wrote), else the file is read for it."""
+        onnx_digest = onnx_digest or file_digest(request.onnx_path)
+        key = self.key(onnx_digest, backend, hw)
         with self.store.claim(key):
             entry = self.store.get(key)
             if entry is not None:
                 return self.restore(entry, request.work_dir, net_name=request.net_name), key
             outcome = backend.compile(request)
             if outcome.failure is None or outcome.failure.family not in self.TRANSIENT:
-                self._put(key, outcome, request)
+                self._put(key, outcome, request, onnx_digest)
         assert isinstance(outcome, CompileOutcome)
         return outcome, key
 
-    def _put(self, key: str, outcome, request) -> None:
+    def _put(self, key: str, outcome, request, onnx_digest: str) -> None:
         files = {"unit.onnx": Path(request.onnx_path)}
         for stage in outcome.stages:
             if stage.artifact and Path(stage.artifact).is_file():
@@ -244,7 +250,8 @@ class CompileCache:
             files[f"artifacts/{Path(outcome.report_path).name}"] = Path(outcome.report_path)
         blob = json.dumps(outcome.as_dict(), indent=1, default=str).encode()
         asked = json.dumps({"net_name": request.net_name}).encode()
-        self.store.put(key, {"outcome.json": blob, REQUEST_FILE: asked}, files)
+        self.store.put(key, {"outcome.json": blob, REQUEST_FILE: asked}, files,
+                       known={"unit.onnx": onnx_digest})
 
     def restore(self, entry: Path, work_dir: Path, onnx_name: str | None = None,
                 net_name: str | None = None):

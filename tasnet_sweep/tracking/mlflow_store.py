@@ -7,7 +7,10 @@ any worker starts; workers (other processes under hydra/launcher=joblib) find th
 through ``.mlflow_sweep.json`` in the sweep dir.
 
 Tracking never costs a trial: the run dir and summary TSV are written before anything here
-runs.  The first failure in a sweep creates ``tracking_failed.txt`` there (O_EXCL, so it is
+runs.  A trial process that has not opened the store itself (a launcher's worker, a single
+run) does not import MLflow at all: it queues the trial for a process that has (the sweep's
+parent, or the tracking agent of single runs; tracking/queue.py).
+The first failure in a sweep creates ``tracking_failed.txt`` there (O_EXCL, so it is
 reported once), later trials of that sweep skip MLflow, and ``python -m tasnet_sweep.commands.sync``
 pushes whatever is missing.  MLflow is imported inside the functions that use it.
 """
@@ -18,12 +21,13 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from ..atomic import locked, write_json
 from ..processes import pid_alive
-from ..results import TrialResult
+from ..results import TrialResult, read_result
 from .flatten import (
     COMPLETE_TAG,
     EXPERIMENT_KIND,
@@ -47,6 +51,7 @@ from .flatten import (
     trial_metrics,
     trial_tags,
 )
+from .queue import QUEUE_NAME, Drainer, agent_queue, enqueue, hand_over
 
 log = logging.getLogger("tasnet_sweep.tracking")
 
@@ -139,6 +144,10 @@ def git_commit() -> str | None:
 #: process that logs many trials (a sweep's jobs in one process or worker) pays them once
 _CLIENTS: dict[str, Any] = {}
 _EXPERIMENTS: dict[tuple[str, str], str] = {}
+#: a sweep's parent logs from a drain thread and (basic launcher) from its jobs: one at a time
+_LOGGING = threading.Lock()
+#: sweep dir -> the thread logging its jobs' queued trials (in the process that started it)
+_DRAINERS: dict[Path, Drainer] = {}
 
 
 def client_for(uri: str):
@@ -226,17 +235,22 @@ def tracking_failed(where: str | Path) -> bool:
 # -- runs --------------------------------------------------------------------------------
 def _log_batches(client, run_id: str, params: dict | None = None, metrics: dict | None = None,
                  tags: dict | None = None) -> None:
+    """Params, metrics and tags in as few ``log_batch`` calls as MLflow's limits allow (a
+    trial's fit in two: its config has a little over 100 params); one call holds at most 1000
+    entities in all, MLflow's limit."""
+    import itertools
     import time
 
     from mlflow.entities import Metric, Param, RunTag
 
-    for batch in chunks(params or {}, MAX_PARAMS_PER_BATCH):
-        client.log_batch(run_id, params=[Param(k, redact(v)) for k, v in batch])
     now = int(time.time() * 1000)
-    for batch in chunks(metrics or {}, MAX_METRICS_PER_BATCH):
-        client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in batch])
-    for batch in chunks(tags or {}, MAX_TAGS_PER_BATCH):
-        client.log_batch(run_id, tags=[RunTag(k, redact(v)) for k, v in batch])
+    for p, m, t in itertools.zip_longest(chunks(params or {}, MAX_PARAMS_PER_BATCH),
+                                         chunks(metrics or {}, MAX_METRICS_PER_BATCH
+                                                - MAX_PARAMS_PER_BATCH - MAX_TAGS_PER_BATCH),
+                                         chunks(tags or {}, MAX_TAGS_PER_BATCH), fillvalue=()):
+        client.log_batch(run_id, params=[Param(k, redact(v)) for k, v in p],
+                         metrics=[Metric(k, v, now, 0) for k, v in m],
+                         tags=[RunTag(k, redact(v)) for k, v in t])
 
 
 def trial_artifacts(result: TrialResult, run_dir: Path,
@@ -589,6 +603,8 @@ def start_sweep(config) -> dict:
         stale = sweep_dir / FAILED_MARKER
         if stale.exists():  # an earlier sweep into this dir; its runs can still be synced
             stale.unlink()
+        link["queue"] = QUEUE_NAME  # jobs without MLflow of their own leave their trials here
+        _start_drain(client, link["experiment_id"], link["parent_run_id"], sweep_dir, uri)
         log.info("MLflow: experiment %r, sweep run %s (%s); %s", name, link["parent_run_id"],
                  redact(uri), ui_hint(redact(uri), link["experiment_id"]))
     except Exception as exc:
@@ -599,9 +615,36 @@ def start_sweep(config) -> dict:
     return link
 
 
+def _start_drain(client, experiment_id: str, parent: str, sweep_dir: Path, uri: str) -> None:
+    """Log the jobs' queued trials as children of ``parent`` from a thread of this process,
+    which has MLflow open already; ``end_sweep`` logs what is left before finishing."""
+
+    def log_one(entry: dict) -> None:
+        run_dir = Path(entry.get("run_dir", ""))
+        result = read_result(run_dir / "result.json")
+        if result is None or tracking_failed(sweep_dir):
+            return  # sync pushes it from the run dir
+        try:
+            with _LOGGING:
+                log_trial_run(client, experiment_id, result, run_dir, entry["config"], parent,
+                              entry.get("trial_key"))
+        except Exception as exc:
+            report_failure_once(sweep_dir, exc, uri)
+
+    sweep_dir = Path(sweep_dir).resolve()
+    earlier = _DRAINERS.pop(sweep_dir, None)
+    if earlier is not None:
+        earlier.stop()
+    _DRAINERS[sweep_dir] = Drainer(sweep_dir / QUEUE_NAME, log_one)
+
+
 def end_sweep(config) -> None:
-    """on_multirun_end: sweep-level files on the parent run, which is then finished."""
+    """on_multirun_end: the jobs' queued trials, then the sweep-level files on the parent run,
+    which is then finished."""
     sweep_dir = Path(str(config.hydra.sweep.dir))
+    drainer = _DRAINERS.pop(sweep_dir.resolve(), None)
+    if drainer is not None:
+        drainer.stop()
     link = read_link(sweep_dir)
     if not link or not link.get("parent_run_id") or tracking_failed(sweep_dir):
         return  # sync finishes the parent later
@@ -625,44 +668,43 @@ def log_job_trial(cfg, result: TrialResult, run_dir: str | Path,
     where = sweep_dir if link is not None else run_dir
     if tracking_failed(where):
         return None  # reported once already; sync pushes this trial later
+    uri = resolve_uri(cfg.tracking.tracking_uri)
+    cfg_plain = OmegaConf.to_container(cfg, resolve=True)
     if link is not None:
-        uri, experiment_id, parent = (resolve_uri(cfg.tracking.tracking_uri),
-                                      link.get("experiment_id"), link["parent_run_id"])
+        experiment_id, parent = link.get("experiment_id"), link["parent_run_id"]
         if not parent:
             return None
+        key = job_key(overrides or _job_overrides())
+        if uri not in _CLIENTS and link.get("queue") and link.get("uri") == redact(uri):
+            # the sweep's parent has MLflow open: it logs this trial (see start_sweep)
+            enqueue(sweep_dir / link["queue"], {"run_dir": str(run_dir.resolve()),
+                                                "trial_key": key, "config": cfg_plain})
+            return None
     else:
-        uri, experiment_id, parent = resolve_uri(cfg.tracking.tracking_uri), None, None
-        if cfg.tracking.get("background", False):
-            return log_in_background(run_dir, uri, experiment_name(cfg))
+        experiment_id, parent, key = None, None, None
+        if cfg.tracking.get("background", False) and uri not in _CLIENTS:
+            return log_in_background(run_dir, uri, experiment_name(cfg), cfg_plain)
     try:
         client = client_for(uri)
         if experiment_id is None:
             experiment_id = ensure_experiment(client, experiment_name(cfg), uri)
-        cfg_plain = OmegaConf.to_container(cfg, resolve=True)
-        key = job_key(overrides or _job_overrides()) if parent else None
-        return log_trial_run(client, experiment_id, result, run_dir, cfg_plain, parent, key)
+        with _LOGGING:
+            return log_trial_run(client, experiment_id, result, run_dir, cfg_plain, parent, key)
     except Exception as exc:
         report_failure_once(where, exc, uri)
         return None
 
 
-def log_in_background(run_dir: Path, uri: str, experiment: str) -> None:
-    """Hand a single run's logging to a detached ``python -m tasnet_sweep.commands.sync`` (its
-    output in ``<run dir>/tracking.log``): importing MLflow and opening its store take seconds
-    that the trial need not wait for.  sync is idempotent, and a failure leaves
+def log_in_background(run_dir: Path, uri: str, experiment: str, cfg_plain: dict) -> None:
+    """Hand a single run's logging to the store's tracking agent (tracking/agent.py), started
+    unless one runs: importing MLflow and opening its store take seconds that the trial need
+    not wait for, and trials run one after another pay them once.  A failure leaves
     ``tracking_failed.txt`` with the command to run again, as inline logging does."""
-    import subprocess
-    import sys
-
-    run_dir = Path(run_dir)
-    with open(run_dir / BACKGROUND_LOG, "ab") as out:
-        proc = subprocess.Popen(  # the URI goes in the environment: credentials stay off `ps`
-            [sys.executable, "-m", "tasnet_sweep.commands.sync", str(run_dir), "--experiment",
-             experiment, "--mark-failure"], env={**os.environ, "MLFLOW_TRACKING_URI": uri},
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)
-    log.info("MLflow: logging this run in the background (pid %d, %s)", proc.pid,
-             run_dir / BACKGROUND_LOG)  # the URI reaches sync on its command line only
+    started = hand_over(uri, {"run_dir": str(Path(run_dir).resolve()),
+                              "experiment": experiment, "config": cfg_plain})
+    log.info("MLflow: this run is logged by the tracking agent (%s; its log: %s)",
+             f"started, pid {started}" if started else "running",
+             agent_queue(uri) / "agent.log")  # the URI reaches the agent's environment only
     return None
 
 

@@ -1,0 +1,111 @@
+"""Trials handed to a process that has MLflow open: a sweep job queues its trial for the sweep's
+parent, a single run for the store's tracking agent; each queued trial is logged once."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+
+import pytest
+from helpers import SMALL, compose_cfg
+from omegaconf import OmegaConf
+
+from tasnet_sweep.tracking import log_trial
+from tasnet_sweep.tracking import mlflow_store as store
+from tasnet_sweep.tracking.queue import (
+    AGENT_PID,
+    Drainer,
+    agent_queue,
+    claim,
+    drain,
+    enqueue,
+    hand_over,
+)
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_each_queued_entry_is_logged_once_and_a_dead_drainers_claim_is_taken_again(tmp_path):
+    queue = tmp_path / "q"
+    for n in range(3):
+        enqueue(queue, {"n": n})
+    first = next(claim(queue))  # held by this live process: nobody else takes it
+    orphan = first[0].with_name(first[0].name.replace(f"-{os.getpid()}", f"-{_dead_pid()}"))
+    first[0].rename(orphan)  # ... as if its drainer had died holding it
+    (queue / "broken.json").write_text("{cut off")
+    seen: list[int] = []
+    assert drain(queue, lambda entry: seen.append(entry["n"])) == 3
+    assert sorted(seen) == [0, 1, 2]
+    assert list(queue.iterdir()) == []  # every claim, the unreadable one too, is gone
+    assert drain(queue, lambda entry: seen.append(entry["n"])) == 0
+
+
+def test_a_drainer_stopped_logs_what_was_queued_before(tmp_path):
+    seen: list[int] = []
+    drainer = Drainer(tmp_path / "q", lambda entry: seen.append(entry["n"]))
+    for n in range(4):
+        enqueue(tmp_path / "q", {"n": n})
+    drainer.stop()  # whatever the thread had not taken yet is logged here
+    assert sorted(seen) == [0, 1, 2, 3]
+    assert not drainer._thread.is_alive()
+
+
+def test_a_sweep_job_without_mlflow_queues_its_trial_for_the_parent(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep_dir, run_dir = tmp_path / "sweep", tmp_path / "sweep" / "0_job"
+    run_dir.mkdir(parents=True)
+    (sweep_dir / store.LINK_NAME).write_text(json.dumps({
+        "uri": store.resolve_uri(uri), "experiment": "e", "experiment_id": "1",
+        "parent_run_id": "p" * 32, "queue": store.QUEUE_NAME}))
+    monkeypatch.setattr(store, "_sweep_dir", lambda: sweep_dir)
+    monkeypatch.setattr(store, "_job_overrides", lambda: ["model.bn=16"])
+    cfg = compose_cfg(*SMALL, f"tracking.tracking_uri={uri}")
+    opened = dict(store._CLIENTS)
+
+    assert log_trial(cfg, object(), run_dir) is None  # the record is read by the parent
+    assert opened == store._CLIENTS  # no store opened (nor MLflow needed) in the job
+    [entry] = (sweep_dir / store.QUEUE_NAME).iterdir()
+    queued = json.loads(entry.read_text())
+    assert queued == {"run_dir": str(run_dir.resolve()),
+                      "trial_key": store.job_key(["model.bn=16"]),
+                      "config": OmegaConf.to_container(cfg, resolve=True)}
+
+
+@pytest.mark.slow
+def test_the_agent_logs_queued_single_runs_as_plain_runs_then_leaves(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from tasnet_sweep import trial
+
+    uri = store.resolve_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    cfg = compose_cfg(*SMALL, "unit=encoder", f"tracking.tracking_uri={uri}",
+                      f"compiler.cache_dir={tmp_path / 'cache'}")
+    runs = [tmp_path / "one", tmp_path / "two"]
+    for run_dir in runs:
+        trial.run(cfg, run_dir, run_dir / "summary.tsv")
+    monkeypatch.setenv("TASNET_TRACKING_AGENT_IDLE_S", "1")
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    started = hand_over(uri, {"run_dir": str(runs[0]), "experiment": "agent", "config": plain})
+    hand_over(uri, {"run_dir": str(runs[1]), "experiment": "agent", "config": plain})
+    assert started is not None
+    queue = agent_queue(uri)
+    pidfd = os.pidfd_open(started)
+    assert select.select([pidfd], [], [], 600)[0], (queue / "agent.log").read_text()[-2000:]
+    os.close(pidfd)
+    assert int((queue / AGENT_PID).read_text()) == started
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.search_runs([client.get_experiment_by_name("agent").experiment_id])
+    assert sorted(r.data.tags["run_dir"] for r in found) == sorted(str(r) for r in runs)
+    for run in found:
+        assert run.data.tags["tasnet.complete"] == "true"
+        assert "mlflow.parentRunId" not in run.data.tags
+        assert run.data.params["model.bn"] == str(cfg.model.bn)
+    assert not [p for p in queue.iterdir() if p.name[0].isdigit()]  # nothing left queued
