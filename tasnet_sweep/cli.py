@@ -1,9 +1,10 @@
 """The command line: a preflight check of every job's config, then the Hydra app.
 
 Hydra creates a run directory before it calls the task function, so a config mistake caught
-there would leave half a run behind.  ``preflight`` composes each job's config with Hydra's
-compose API first (every point of a basic-sweeper grid), and stops with exit code 2 and one
-line per problem before any directory exists.
+there would leave half a run behind.  ``preflight`` checks each job's config first (every point
+of a basic-sweeper grid: one compose per set of group choices, each job's values applied to a
+copy, ``job_configs.py``), and stops with exit code 2 and one line per problem before any
+directory exists.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from pathlib import Path
 
 from .config_path import config_search_path
 from .errors import DISK_ERRORS, EXIT_CONFIG, EXIT_DISK, report_config_errors  # noqa: F401
+from .help import help_text, wants_own_help
+from .job_configs import JobConfigs, mark_checked
+from .processes import end_pool_workers
 from .resources import CONF_DIR, group_options  # noqa: F401 (CONF_DIR: re-export)
 
 #: a run folder holds an ONNX file (20 MB for the paper's model), HAR/HEF and reports
@@ -138,14 +142,14 @@ def frontier_without_search(overrides: list[str], cfg) -> list[str]:
             f"{', '.join(group_options('search'))}"]
 
 
-def sweep_job_problems(config_loader, config, jobs: list[list[str]], label: str) -> list[str]:
-    """Every problem in the jobs a sweeper is about to launch (composed as Hydra will)."""
+def sweep_job_problems(configs: JobConfigs, jobs: list[list[str]], label: str) -> list[str]:
+    """Every problem in the jobs a sweeper is about to launch (``configs``: the sweep's
+    ``JobConfigs.for_sweep``, composed as its launcher will compose them)."""
     from .checks import validate
 
     found: list[str] = []
     for job in jobs:
-        cfg = config_loader.load_sweep_config(config, job)
-        for p in validate(cfg):
+        for p in validate(configs(job)):
             line = f"{p} ({label}: {' '.join(job)})"
             if line not in found:
                 found.append(line)
@@ -156,6 +160,7 @@ def preflight(argv: list[str]) -> list[str]:
     """Every problem in every job's config (empty list when all jobs are good to run)."""
     from hydra import compose
     from hydra._internal.utils import get_args_parser
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
     from yaml import YAMLError
@@ -179,9 +184,12 @@ def preflight(argv: list[str]) -> list[str]:
         return [f"--config-dir {args.config_dir!r} is not a folder: expected a folder of config "
                 "groups, e.g. one holding hw/my_profile.yaml"]
     with config_search_path(args.config_path, args.config_dir):
+        configs = JobConfigs(GlobalHydra.instance().config_loader().repository,
+                             lambda overrides: compose(config_name=args.config_name or "config",
+                                                       overrides=overrides))
         for job in jobs:
             try:
-                cfg = compose(config_name=args.config_name or "config", overrides=job)
+                cfg = configs(job)
             except (HydraException, OmegaConfBaseException, YAMLError) as exc:
                 found = [describe_hydra_error(exc)]
             else:
@@ -189,6 +197,8 @@ def preflight(argv: list[str]) -> list[str]:
                          or frontier_without_search(args.overrides, cfg))
             for p in found:
                 by_problem.setdefault(p, []).append(job)
+    if not by_problem:
+        mark_checked(jobs)  # the grid sweeper need not compose them again
     if len(jobs) == 1:
         return list(by_problem)
     return [f"{p} (in {len(bad)} of {len(jobs)} jobs, first: {' '.join(bad[0])})"
@@ -248,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         from .commands.doctor import main as doctor
 
         return doctor(argv[1:])
+    if wants_own_help(argv):  # from the config folder: Hydra's app help takes over a second
+        print(help_text(argv), end="")
+        return 0
     problems = sweep_without_multirun(argv) or preflight(argv)
     if not problems and not set(argv) & {"--help", "-h", "--cfg", "-c", "--info", "-i",
                                          "--hydra-help", "--shell-completion", "-sc"}:
@@ -257,5 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     from .app import hydra_app
 
     sys.argv = [sys.argv[0], *argv]
-    hydra_app()
+    try:
+        hydra_app()
+    finally:  # a launcher's worker processes end with the sweep, not minutes after it
+        end_pool_workers()
     return 0

@@ -3,12 +3,14 @@
 Hydra's joblib launcher runs jobs in loky worker processes.  Those outlive a sweep killed with
 SIGKILL (and idle on for minutes after a normal end), compiling for a sweep nobody waits for.
 A job process that another process started watches that process and ends itself when it is
-gone; a compile it started then ends too, through the compile's lifeline pipe.
+gone; a compile it started then ends too, through the compile's lifeline pipe.  A sweep that
+ends normally ends its workers itself and waits for them (``end_pool_workers``).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 
@@ -50,3 +52,21 @@ def end_with_parent() -> bool:
     threading.Thread(target=watch, name="tasnet-parent-watch", daemon=True).start()
     _watching = True
     return True
+
+
+def end_pool_workers() -> None:
+    """End the joblib launcher's loky workers and the resource trackers (loky's, and the one
+    ``multiprocessing`` starts), and wait for them.
+
+    loky keeps its workers for the next ``Parallel`` call of this process; a sweep makes no
+    other, and without this they idle on after it exits, as the trackers do for a moment.
+    Nothing to do (and nothing imported) when no launcher loaded them."""
+    executors = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(executors, "_executor", None)
+    if executor is not None:  # joblib's terminate also drops its shared-memory folder
+        getattr(executor, "terminate", executor.shutdown)()  # both wait for the workers
+    for name in ("joblib.externals.loky.backend.resource_tracker",
+                 "multiprocessing.resource_tracker"):
+        tracker = getattr(sys.modules.get(name), "_resource_tracker", None)
+        if getattr(tracker, "_pid", None) is not None and hasattr(tracker, "_stop"):
+            tracker._stop()  # closes its pipe and waits for it to exit

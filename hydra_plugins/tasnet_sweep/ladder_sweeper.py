@@ -50,8 +50,10 @@ class LadderSweeper(Sweeper):
 
     def _check(self, jobs: List[List[str]]) -> List[str]:
         from tasnet_sweep.cli import sweep_job_problems
+        from tasnet_sweep.job_configs import JobConfigs
 
-        return sweep_job_problems(self.hydra_context.config_loader, self.config, jobs, "rung")
+        configs = JobConfigs.for_sweep(self.hydra_context.config_loader, self.config)
+        return sweep_job_problems(configs, jobs, "rung")
 
     def sweep(self, arguments: List[str]) -> Any:
         from tasnet_sweep.atomic import write_json
