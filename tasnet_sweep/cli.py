@@ -48,7 +48,7 @@ def describe_hydra_error(exc: BaseException) -> str:
     while exc is not None and exc not in chain:
         chain.append(exc)
         exc = exc.__cause__ or exc.__context__
-    for describe in (_as_yaml_error, _as_missing_option, _as_unknown_key):
+    for describe in (_as_yaml_error, _as_override_syntax, _as_missing_option, _as_unknown_key):
         for e in chain:
             line = describe(e)
             if line is not None:
@@ -68,6 +68,16 @@ def _as_yaml_error(e: BaseException) -> str | None:
     from yaml import YAMLError
 
     return describe_yaml_error(e) if isinstance(e, YAMLError) else None
+
+
+def _as_override_syntax(e: BaseException) -> str | None:
+    from hydra.errors import OverrideParseException
+
+    if not isinstance(e, OverrideParseException):
+        return None
+    why = str(e).strip().splitlines()[0]
+    return (f"{e.override!r} is not a valid override ({why}): expected key=value; quote a value "
+            "holding '=', brackets or spaces, e.g. 'key=\"a=b\"'")
 
 
 def _as_missing_option(e: BaseException) -> str | None:

@@ -49,6 +49,9 @@ CASES = [
      ["compiler.allocator_timeout='soon'", "30m"]),
     ("opset_out_of_range", ["export.opset=99"], ["export.opset=99", "7 to 20"]),
     ("unknown_top_key", ["nonexistent_key=3"], ["nonexistent_key", "model"]),
+    ("unquoted_equals_in_value", ["compiler.cache_dir=/tmp/a=b"],
+     ["'compiler.cache_dir=/tmp/a=b' is not a valid override", "quote"]),
+    ("unclosed_bracket", ["model.bn=[1"], ["'model.bn=[1' is not a valid override", "key=value"]),
     ("unknown_model_key", ["model.nokey=3"], ["model.nokey", "n_filters"]),
     ("path_traversal_run_tag", ["run_tag=../../etc"], ["run_tag='../../etc'", "A-Z"]),
     ("slash_in_run_tag", ["run_tag=a/b"], ["run_tag='a/b'", "A-Z"]),
@@ -150,7 +153,7 @@ def _assert_rejected(done: subprocess.CompletedProcess, words: list[str], cwd: P
 
 
 #: the cases the fast tier runs (one subprocess each); the slow tier runs every case
-FAST_CASES = {"zero_channels", "unknown_hw_group", "path_traversal_run_tag", "bad_point_in_grid",
+FAST_CASES = {"zero_channels", "unquoted_equals_in_value", "unknown_hw_group", "path_traversal_run_tag", "bad_point_in_grid",
               "huge_channels"}
 
 
