@@ -153,8 +153,8 @@ def _assert_rejected(done: subprocess.CompletedProcess, words: list[str], cwd: P
 
 
 #: the cases the fast tier runs (one subprocess each); the slow tier runs every case
-FAST_CASES = {"zero_channels", "unquoted_equals_in_value", "unknown_hw_group", "path_traversal_run_tag", "bad_point_in_grid",
-              "huge_channels"}
+FAST_CASES = {"zero_channels", "unquoted_equals_in_value", "unknown_hw_group",
+              "path_traversal_run_tag", "bad_point_in_grid", "huge_channels"}
 
 
 @pytest.mark.parametrize("args,words", [
