@@ -237,6 +237,12 @@ def running_claims(study: FrontierStudy) -> list:
 
     import optuna
 
+    if study.heartbeat_s:  # an RDB storage: Optuna fails claims whose worker stopped beating
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study.study)
     now, points = datetime.datetime.now(), []
     for t in study.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if "claim_by" not in t.system_attrs:  # an ask not claimed yet (Optuna's samplers)
