@@ -107,26 +107,28 @@ def test_the_wheel_carries_its_configs_and_data_and_imports_from_the_venv(instal
     assert table.startswith("# Real Hailo Dataflow Compiler (DFC) 3.33.0")
 
 
-def _wait_for_background_logging(output: str) -> None:
-    """A single run hands MLflow logging to a detached process: wait for that process."""
+def _wait_for_tracking_agent(output: str) -> None:
+    """A single run hands MLflow logging to the store's tracking agent, a detached process that
+    leaves once its queue has been idle (TASNET_TRACKING_AGENT_IDLE_S, 5 s under the tests)."""
     import re
     import select
 
-    found = re.search(r"logging this run in the background \(pid (\d+)", output)
+    found = re.search(r"logged by the tracking agent \((?:started, pid (\d+)|running)", output)
     assert found, output[-2000:]
+    assert found.group(1), "an agent from an earlier run was still running: " + output[-2000:]
     try:
         pidfd = os.pidfd_open(int(found.group(1)))
     except ProcessLookupError:
         return  # already done
     try:
-        assert select.select([pidfd], [], [], 300)[0], "background MLflow logging did not end"
+        assert select.select([pidfd], [], [], 600)[0], "the tracking agent did not leave"
     finally:
         os.close(pidfd)
 
 
 def test_one_trial_from_an_empty_directory_writes_under_its_outputs(installed):
     done = installed.run(installed.bin / "tasnet-sweep", "unit=encoder", "model.n_filters=64")
-    _wait_for_background_logging(done.stdout + done.stderr)
+    _wait_for_tracking_agent(done.stdout + done.stderr)
     results = list((installed.work / "outputs" / "runs").glob("*/*/result.json"))
     assert len(results) == 1
     run_dir = results[0].parent
@@ -134,7 +136,14 @@ def test_one_trial_from_an_empty_directory_writes_under_its_outputs(installed):
     assert result["summary"]["evidence"] == "estimate"
     assert (run_dir / "encoder.onnx").is_file() and (run_dir / "summary.tsv").is_file()
     assert (installed.work / "outputs" / "mlflow.db").is_file()  # the default store, beside them
-    assert "1 trial(s) added" in (run_dir / "tracking.log").read_text()
+    agent_logs = list((installed.work / "outputs" / ".mlflow_queue").glob("*/agent.log"))
+    assert len(agent_logs) == 1
+    assert f"logged {run_dir.resolve()} as run" in agent_logs[0].read_text()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{installed.work / 'outputs' / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert [r.data.tags["run_dir"] for r in runs] == [str(run_dir.resolve())]
 
 
 def test_a_three_job_grid(installed):
