@@ -109,3 +109,34 @@ def test_the_agent_logs_queued_single_runs_as_plain_runs_then_leaves(tmp_path, m
         assert "mlflow.parentRunId" not in run.data.tags
         assert run.data.params["model.bn"] == str(cfg.model.bn)
     assert not [p for p in queue.iterdir() if p.name[0].isdigit()]  # nothing left queued
+
+
+def test_an_agent_relogging_a_trial_cut_short_leaves_one_complete_run(tmp_path):
+    """An agent killed mid-upload leaves a run without the completion tag and its claim; the
+    next agent takes the entry again: the trial ends with one complete run, and a further
+    retry adds nothing."""
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    from tasnet_sweep import trial
+    from tasnet_sweep.tracking.agent import Agent
+    from tasnet_sweep.tracking.flatten import COMPLETE_TAG, TRIAL_ID_TAG
+
+    uri = store.resolve_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    cfg = compose_cfg(*SMALL, "unit=encoder", f"tracking.tracking_uri={uri}",
+                      f"compiler.cache_dir={tmp_path / 'cache'}")
+    run_dir = tmp_path / "one"
+    trial.run(cfg, run_dir, run_dir / "summary.tsv")
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.create_experiment("agent")
+    cut_short = client.create_run(experiment_id, tags={TRIAL_ID_TAG: store.digest(run_dir)})
+
+    agent = Agent(uri)
+    entry = {"run_dir": str(run_dir), "experiment": "agent",
+             "config": OmegaConf.to_container(cfg, resolve=True)}
+    agent.log_one(entry)
+    agent.log_one(entry)
+    runs = client.search_runs([experiment_id], run_view_type=ViewType.ACTIVE_ONLY)
+    assert len(runs) == 1 and runs[0].info.run_id != cut_short.info.run_id
+    assert runs[0].data.tags[COMPLETE_TAG] == "true"
+    assert client.get_run(cut_short.info.run_id).info.lifecycle_stage == "deleted"

@@ -53,6 +53,10 @@ class Agent:
             if self.client is None:
                 self.client = store.client_for(self.uri)
             experiment_id = store.ensure_experiment(self.client, entry["experiment"], self.uri)
+            if store.already_logged(self.client, experiment_id, run_dir):
+                log.info("%s: logged already (by an agent that did not clear its claim)",
+                         run_dir)
+                return
             run_id = store.log_trial_run(self.client, experiment_id, result, run_dir,
                                          entry["config"])
             log.info("logged %s as run %s", run_dir, run_id)

@@ -533,6 +533,20 @@ def runs_with_tag(client, experiment_id: str, tag: str) -> dict[str, list]:
             return found
 
 
+def already_logged(client, experiment_id: str, run_dir: str | Path) -> bool:
+    """Whether the trial of ``run_dir`` has a complete run; runs of it cut short (a logger
+    killed mid-upload) are deleted, so logging it again leaves one run."""
+    from mlflow.entities import ViewType
+
+    runs = client.search_runs([experiment_id], run_view_type=ViewType.ACTIVE_ONLY,
+                              filter_string=f"tags.`{TRIAL_ID_TAG}` = '{digest(run_dir)}'")
+    if any(r.data.tags.get(COMPLETE_TAG) == "true" for r in runs):
+        return True
+    for cut_short in runs:
+        client.delete_run(cut_short.info.run_id)
+    return False
+
+
 def ui_hint(uri: str, experiment_id: str) -> str:
     """Where to look: MLflow 3.17's UI picks its GenAI or model-training view from the URL's
     ``workflowType`` (else the browser's last choice, GenAI at first), not from the
