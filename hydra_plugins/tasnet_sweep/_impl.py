@@ -173,12 +173,12 @@ class FrontierSweeperImpl:
         from tasnet_sweep.search import driver
         from tasnet_sweep.search.worker import write_spec
 
-        knobs = {k.name: list(k.values) for k in lattice.knobs}
-        write_spec(sweep_dir, knobs, passthrough, study.study_name, prior, objective)
-        def compiled() -> int:  # answered by a compile: pass, fail, or the estimate unsure
-            return len(study.load()[0].observed) + len(study.uncertain_points())
+        def compiled() -> int:
+            return driver.compiled_answers(study.load()[0], study.uncertain_points())
 
         before = compiled()
+        knobs = {k.name: list(k.values) for k in lattice.knobs}
+        write_spec(sweep_dir, knobs, passthrough, study.study_name, prior, objective, before)
         jobs = [[*passthrough, f"search.worker={i}", f"run_tag=search_worker{i}"]
                 for i in range(search.workers)]
         log.info("starting %d search workers (study %s in %s)", len(jobs), study.study_name,

@@ -25,7 +25,6 @@ from .proposers import Proposer, assume_running, make_proposer
 from .study import (
     CLAIM_TTL_S,
     FrontierStudy,
-    _claimant_alive,
     is_uncertain,
     job_outcome,
     open_storage,
@@ -86,14 +85,16 @@ def could_beat(status: np.ndarray, objective: np.ndarray) -> np.ndarray:
 def run(lattice: Lattice, study: FrontierStudy, launch: Launch,
         sampler: str | Proposer = "frontier", batch_size: int = 1, max_trials: int | None = None,
         seed: int = 0, record_inferred: bool = True, prior=None, objective=None,
-        assume_running: str = "auto") -> SearchRun:
+        assume_running: str = "auto", budget_from: int | None = None) -> SearchRun:
     """Search until the frontier is exact (or ``max_trials`` compiles); ``sampler``: a
     ``search.sampler`` name (``proposers.PROPOSERS``; the config check holds it and
     ``batch_size`` to valid values) or a ``Proposer``; ``prior``: a status grid ordering the
     frontier sampler's queries (see FrontierSampler); ``objective``: the params or MACs of
     every point -- then stop once the largest passing point by it is certified, and compile
     only points that could still beat it; ``assume_running``: ``search.assume_running``, how
-    the frontier sampler plans around other workers' running compiles."""
+    the frontier sampler plans around other workers' running compiles; ``budget_from``
+    (search workers): ``max_trials`` counts the whole study's compiles, every worker's,
+    running or done, beyond the ``budget_from`` it had when the sweep started."""
     proposer = make_proposer(sampler, lattice, study, prior=prior, seed=seed) \
         if isinstance(sampler, str) else sampler
     knowledge, records = study.load()
@@ -106,11 +107,13 @@ def run(lattice: Lattice, study: FrontierStudy, launch: Launch,
     with progress_bar(lattice.size, f"search {study.study_name}", unit="config") as shown:
         _show(shown, state, lattice)
         while not state.done:
-            room = batch_size if max_trials is None else min(batch_size,
-                                                             max_trials - state.compiled_now)
+            room = batch_size if max_trials is None else \
+                min(batch_size, max_trials - _spent(state, study, budget_from))
             if room <= 0 or asks > 20 * lattice.size:
                 break
-            launched = _step(state, study, proposer, launch, room)
+            budget = None if max_trials is None or budget_from is None else \
+                (max_trials, budget_from)
+            launched = _step(state, study, proposer, launch, room, budget)
             asks += max(launched, 1)
             _show(shown, state, lattice)
             if launched < 0:
@@ -175,17 +178,56 @@ def _refresh(state: SearchRun, study: FrontierStudy) -> None:
     state.uncertain += sorted(uncertain - set(state.uncertain))
 
 
+def compiled_answers(knowledge: Knowledge, uncertain) -> int:
+    """How many configs a compile answered: pass, fail, or the estimate unsure."""
+    return len(knowledge.observed) + len(set(uncertain))
+
+
+def _spent(state: SearchRun, study: FrontierStudy, budget_from: int | None) -> int:
+    """Compiles counted against ``max_trials``: this run's, or with ``budget_from`` the
+    study's since then, the other workers' running ones included."""
+    if budget_from is None:
+        return state.compiled_now
+    _refresh(state, study)
+    return compiled_answers(state.knowledge, state.uncertain) - budget_from + \
+        len(study.live_claims(CLAIM_TTL_S))
+
+
+def _within_budget(state: SearchRun, study: FrontierStudy, claimed: list,
+                   budget: tuple[int, int]) -> list:
+    """The claims of ``claimed`` the study-wide ``max_trials`` leaves room for; the rest are
+    withdrawn.  Workers that claimed together all see the same live claims, and the lowest
+    trial numbers keep theirs, so the budget is not overrun by workers racing for its last
+    compiles."""
+    max_trials, budget_from = budget
+    _refresh(state, study)
+    room = max_trials - (compiled_answers(state.knowledge, state.uncertain) - budget_from)
+    keep = {t.number for t in study.live_claims(CLAIM_TTL_S)[:max(room, 0)]}
+    kept = []
+    for point, claim in claimed:
+        if claim.number in keep:
+            kept.append((point, claim))
+        else:
+            study.withdraw_claim(claim, f"search.max_trials={max_trials} reached by the "
+                                        "study's workers")
+    return kept
+
+
 def _step(state: SearchRun, study: FrontierStudy, proposer: Proposer, launch: Launch,
-          room: int) -> int:
+          room: int, budget: tuple[int, int] | None = None) -> int:
     """Propose, claim (other workers may be on the same study), launch what was claimed,
     record.  Returns how many points were launched: 0 when none this time, -1 when the run
-    cannot go on."""
+    cannot go on.  ``budget``: (max_trials, budget_from) when it counts the whole study."""
     _refresh(state, study)
     if state.done:
         return 0
     claimed = _claim_proposals(state, study, proposer, room)
     if isinstance(claimed, int):
         return claimed
+    if budget is not None:
+        claimed = _within_budget(state, study, claimed, budget)
+        if not claimed:
+            return 0
     points = [p for p, _ in claimed]
     with study.heartbeat([c for _, c in claimed]):
         results = launch(points)
@@ -230,28 +272,10 @@ def _claim_proposals(state: SearchRun, study: FrontierStudy, proposer: Proposer,
 
 
 def running_claims(study: FrontierStudy) -> list:
-    """The points other workers hold live claims on right now (claimed, being compiled): the
-    claim's worker still beats and, on this host, is alive (``FrontierStudy.claim``'s rule).
+    """The points other workers hold live claims on right now (claimed, being compiled).
     This worker holds none while it proposes: its launches return before it proposes again."""
-    import datetime
-
-    import optuna
-
-    if study.heartbeat_s:  # an RDB storage: Optuna fails claims whose worker stopped beating
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study.study)
-    now, points = datetime.datetime.now(), []
-    for t in study.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if "claim_by" not in t.system_attrs:  # an ask not claimed yet (Optuna's samplers)
-            continue
-        if study._beating(t, now, CLAIM_TTL_S) and _claimant_alive(t):
-            point = study.lattice.point_of(t.params)
-            if point is not None:
-                points.append(point)
-    return points
+    points = (study.lattice.point_of(t.params) for t in study.live_claims(CLAIM_TTL_S))
+    return [p for p in points if p is not None]
 
 
 def _plan_running(state: SearchRun, proposer: Proposer) -> None:

@@ -365,6 +365,35 @@ class FrontierStudy:
         self._retire(stale, trial_id)
         return asked if asked is not None else optuna.trial.Trial(self.study, trial_id)
 
+    def live_claims(self, ttl_s: float = CLAIM_TTL_S) -> list:
+        """The RUNNING trials that are live claims right now, by trial number: claimed (not a
+        bare ask), their worker still beats and, on this host, is alive (``claim``'s rule).
+        On an RDB storage Optuna first fails the claims whose worker stopped beating."""
+        import datetime
+
+        import optuna
+
+        if self.heartbeat_s:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.study)
+        now = datetime.datetime.now()
+        running = self.study.get_trials(deepcopy=False,
+                                        states=(optuna.trial.TrialState.RUNNING,))
+        return sorted((t for t in running if "claim_by" in t.system_attrs
+                       and self._beating(t, now, ttl_s) and _claimant_alive(t)),
+                      key=lambda t: t.number)
+
+    def withdraw_claim(self, trial, reason: str) -> None:
+        """Give up a claim before its compile starts (FAIL, with ``reason`` as a system attr
+        naming why), as a claim that lost its point to another worker is given up."""
+        import optuna
+
+        storage = self.study._storage
+        self._asked_claims.discard(trial._trial_id)
+        storage.set_trial_system_attr(trial._trial_id, "claim_withdrawn", reason)
+        storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+
     def _retire(self, stale, successor: int) -> None:
         """Fail the claims killed workers left on a point this worker now holds, so no client
         shows them running for ever (a journal file has no ``fail_stale_trials``)."""
@@ -388,11 +417,17 @@ class FrontierStudy:
         return None
 
     def _new_claim(self, point) -> int:
+        """A RUNNING trial for ``point`` created with its claimant (and, on a journal, its
+        first beat) in one storage write, so no other worker sees it as a bare ask."""
         import optuna
 
+        attrs = {"claim_by": [_HOST, os.getpid()]}
+        if not self.heartbeat_s:
+            attrs[BEAT_ATTR] = time.time()
         frozen = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING,
                                            params=self.lattice.values(point),
-                                           distributions=self.distributions)
+                                           distributions=self.distributions,
+                                           system_attrs=attrs)
         return self.study._storage.create_new_trial(self.study._study_id, template_trial=frozen)
 
     def _claim_winner(self, mine, ttl_s: float):

@@ -30,10 +30,13 @@ WORKER_SPEC = "search_workers.json"
 
 
 def write_spec(sweep_dir: Path, knobs: dict, passthrough: list[str], study_name: str,
-               prior=None, objective=None) -> Path:
+               prior=None, objective=None, compiled_before: int = 0) -> Path:
     """What every worker job needs beyond its own config: the knobs (after command-line
-    sweeps became knobs), the overrides every job gets, and the prior and objective grids."""
+    sweeps became knobs), the overrides every job gets, the prior and objective grids, and
+    how many configs the study had compiled before (``search.max_trials`` counts the sweep's
+    compiles over all workers)."""
     spec = {"knobs": knobs, "passthrough": list(passthrough), "study_name": study_name,
+            "compiled_before": int(compiled_before),
             "prior": None if prior is None else np.asarray(prior).tolist(),
             "objective": None if objective is None else np.asarray(objective).tolist()}
     return write_json(Path(sweep_dir) / WORKER_SPEC, spec)
@@ -85,7 +88,8 @@ def run_worker(cfg, sweep_dir: Path, run_trial) -> dict:
     state = driver.run(lattice, study, launch, sampler=s.sampler, batch_size=1,
                        max_trials=s.max_trials, seed=int(s.seed) + index,
                        record_inferred=False, prior=grid["prior"], objective=grid["objective"],
-                       assume_running=s.get("assume_running", "auto"))
+                       assume_running=s.get("assume_running", "auto"),
+                       budget_from=int(spec.get("compiled_before", 0)))
     log.info("search worker %d: %d compiles; frontier %s", index, state.compiled_now,
              "exact" if state.done else "not exact")
     return {"worker": index, "compiled": state.compiled_now, "done": bool(state.done)}
