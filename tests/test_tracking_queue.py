@@ -93,8 +93,9 @@ def test_the_agent_logs_queued_single_runs_as_plain_runs_then_leaves(tmp_path, m
     monkeypatch.setenv("TASNET_TRACKING_AGENT_IDLE_S", "1")
     plain = OmegaConf.to_container(cfg, resolve=True)
     started = hand_over(uri, {"run_dir": str(runs[0]), "experiment": "agent", "config": plain})
-    hand_over(uri, {"run_dir": str(runs[1]), "experiment": "agent", "config": plain})
+    second = hand_over(uri, {"run_dir": str(runs[1]), "experiment": "agent", "config": plain})
     assert started is not None
+    assert second is None  # the agent started for the first, still starting, takes it
     queue = agent_queue(uri)
     pidfd = os.pidfd_open(started)
     assert select.select([pidfd], [], [], 600)[0], (queue / "agent.log").read_text()[-2000:]

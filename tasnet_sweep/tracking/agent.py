@@ -1,13 +1,14 @@
 """The tracking agent: a detached process that logs single runs' trials to one MLflow store.
 
-``python -m tasnet_sweep.tracking.agent <queue dir>`` with the store's URI in
+``python -m tasnet_sweep.tracking.agent [--lock-fd N] <queue dir>`` with the store's URI in
 ``$MLFLOW_TRACKING_URI``.  A single run (``tracking.background=true``, the default) queues its
 trial and starts an agent unless one is running (tracking/queue.py); the agent imports MLflow
 and opens the store once, logs what arrives, and leaves after ``$TASNET_TRACKING_AGENT_IDLE_S``
 seconds (default 300) with nothing to do, so trials run one after another pay the import
 once.  While idle it looks at the queue less and less often (every 2 s at most), so waiting
 costs next to nothing.  One agent per queue: it holds an flock on ``agent.lock`` while it
-runs.  A trial it cannot log gets ``tracking_failed.txt`` in its run dir, as inline logging does.
+runs, taken for it by the run that starts it (``--lock-fd``).  A trial it cannot log gets
+``tracking_failed.txt`` in its run dir, as inline logging does.
 """
 
 from __future__ import annotations
@@ -64,12 +65,19 @@ class Agent:
             store.report_failure_once(run_dir, exc, self.uri)
 
 
-def serve(queue: Path, idle_s: float) -> int:
+def _lock_file(queue: Path, lock_fd: int | None):
+    if lock_fd is not None:
+        return os.fdopen(lock_fd, "a")
+    return open(queue / AGENT_LOCK, "a")  # noqa: SIM115 (serve's with closes it)
+
+
+def serve(queue: Path, idle_s: float, lock_fd: int | None = None) -> int:
     """Log the queue's entries until it has been empty for ``idle_s``; 0 when another agent
-    holds the queue."""
+    holds the queue.  ``lock_fd``: the queue's lock, open and taken by the process that
+    started this one (queue.hand_over)."""
     queue.mkdir(parents=True, exist_ok=True)
     agent = Agent(store.resolve_uri(None, create=False))
-    with open(queue / AGENT_LOCK, "a") as lock:
+    with _lock_file(queue, lock_fd) as lock:
         if not try_lock(lock):
             return 0
         write_text(queue / AGENT_PID, f"{os.getpid()}\n")
@@ -89,12 +97,16 @@ def serve(queue: Path, idle_s: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    args = list(sys.argv[1:] if argv is None else argv)
+    lock_fd = None
+    if len(args) == 3 and args[0] == "--lock-fd" and args[1].isdigit():
+        lock_fd, args = int(args[1]), args[2:]
     if len(args) != 1:
-        print("usage: python -m tasnet_sweep.tracking.agent <queue dir>", file=sys.stderr)
+        print("usage: python -m tasnet_sweep.tracking.agent [--lock-fd N] <queue dir>",
+              file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(levelname)s] %(message)s")
-    return serve(Path(args[0]), idle_seconds())
+    return serve(Path(args[0]), idle_seconds(), lock_fd)
 
 
 if __name__ == "__main__":

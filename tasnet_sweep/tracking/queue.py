@@ -129,32 +129,25 @@ def try_lock(fh) -> bool:
     return True
 
 
-def agent_running(queue: Path) -> bool:
-    """Whether an agent holds the queue's lock (an flock: a killed agent holds none)."""
-    import fcntl
-
-    lock = Path(queue) / AGENT_LOCK
-    if not lock.exists():
-        return False
-    with open(lock, "a") as fh:
-        if not try_lock(fh):
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return False
-
-
 def hand_over(uri: str, entry: dict) -> int | None:
     """Queue a single run's trial for the store's agent and start one unless it runs; returns
-    the pid of an agent started here.  The agent takes the URI from its environment."""
+    the pid of an agent started here.  The agent takes the URI from its environment.
+
+    The queue's lock is taken here and handed to the new agent as an open file (``flock``
+    belongs to the open file, which the child shares), so a second run handing over while
+    the first agent is still starting sees it running and starts no other."""
     queue = agent_queue(uri)
     enqueue(queue, entry)
-    if agent_running(queue):
-        return None  # it sees the entry; one that is leaving looks again after letting go
-    log_path = queue / AGENT_LOG
-    keep = log_path.is_file() and log_path.stat().st_size < LOG_LIMIT
-    with open(log_path, "ab" if keep else "wb") as out:  # a new agent starts a long log anew
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tasnet_sweep.tracking.agent", str(queue)],
-            env={**os.environ, "MLFLOW_TRACKING_URI": uri}, stdin=subprocess.DEVNULL,
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(queue / AGENT_LOCK, "a") as lock:
+        if not try_lock(lock):
+            return None  # an agent has it; one that is leaving looks again after letting go
+        log_path = queue / AGENT_LOG
+        keep = log_path.is_file() and log_path.stat().st_size < LOG_LIMIT
+        with open(log_path, "ab" if keep else "wb") as out:  # a new agent starts a long log anew
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tasnet_sweep.tracking.agent", "--lock-fd",
+                 str(lock.fileno()), str(queue)],
+                env={**os.environ, "MLFLOW_TRACKING_URI": uri}, stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                pass_fds=(lock.fileno(),))
     return proc.pid
