@@ -85,23 +85,40 @@ def bench_help(tmp: Path, repeats: int) -> list[str]:
     return [f"--help, CPU s                              {spread(cpu)}  (goal <= 0.5 s)"]
 
 
+def steady_rate(sweep_dir: Path) -> float:
+    """Trials per second between the first trial's end and the last's: the sweep's rate once
+    its workers run, without the parent's start, the workers' start and the sweep's end."""
+    import json
+
+    ends = sorted(r["started_at"] + r["seconds"] for r in
+                  (json.loads(p.read_text()) for p in sweep_dir.glob("*/result.json")))
+    return (len(ends) - 1) / (ends[-1] - ends[0])
+
+
 def bench_workers(tmp: Path, repeats: int) -> list[str]:
+    rates: dict[int, list[float]] = {1: [], 2: []}
+
     def sweep(n_jobs: int):
         def side() -> tuple[Cost, int]:
             folder = tmp / f"sweep_{n_jobs}_{time.time_ns()}"
-            return whole(tasnet("-m", *GRID, "hydra/launcher=joblib",
-                                f"hydra.launcher.n_jobs={n_jobs}", f"hydra.sweep.dir={folder}",
-                                f"compiler.cache_dir={folder}/cache"), tmp)
+            out = whole(tasnet("-m", *GRID, "hydra/launcher=joblib",
+                               f"hydra.launcher.n_jobs={n_jobs}", f"hydra.sweep.dir={folder}",
+                               f"compiler.cache_dir={folder}/cache"), tmp)
+            rates[n_jobs].append(steady_rate(folder))
+            return out
         return side
 
     got = turns({"1 worker": sweep(1), "2 workers": sweep(2)}, repeats)
     speedup = [one.wall / two.wall for (one, _), (two, _) in zip(got["1 worker"],
                                                                  got["2 workers"])]
+    steady = [two / one for one, two in zip(rates[1][1:], rates[2][1:])]  # after the warm-up
     per_min = [16 / (c.wall / 60) for c, _ in got["2 workers"]]
     left = max(n for costs in got.values() for _, n in costs)
     return [f"2 workers / 1, trials per minute           {spread(speedup)}  (goal >= 1.7x)",
             f"  2 workers: trials per minute {spread(per_min, '{:.0f}')} (16-trial grid, "
             "default tracking)",
+            f"  the same, first to last trial's end only  {spread(steady)}  (the workers' "
+            "steady rate: no process starts)",
             f"processes alive after the sweep exited     {left} at most  (goal 0)"]
 
 
