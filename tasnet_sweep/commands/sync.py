@@ -19,7 +19,7 @@ from pathlib import Path
 from ..atomic import write_json
 from ..results import TrialResult, read_result
 from ..tracking import mlflow_store as store
-from ..tracking.flatten import COMPLETE_TAG, SWEEP_ID_TAG, TRIAL_ID_TAG, redact
+from ..tracking.flatten import SWEEP_ID_TAG, TRIAL_ID_TAG, redact
 
 log = logging.getLogger(__name__)
 PROG = "tasnet_sweep.commands.sync"
@@ -90,12 +90,9 @@ def _push_trials(client, experiment_id: str, runs: list[Path],
     logged = store.runs_with_tag(client, experiment_id, TRIAL_ID_TAG)
     added, present = [], 0
     for run_dir in runs:
-        earlier = logged.get(store.digest(run_dir), [])
-        if any(r.data.tags.get(COMPLETE_TAG) == "true" for r in earlier):
+        if store.settle_earlier(client, logged.get(store.digest(run_dir), [])):
             present += 1
             continue
-        for cut_short in earlier:
-            client.delete_run(cut_short.info.run_id)
         result, plain = _load(run_dir)
         if result is None:
             log.warning("%s: result.json is cut off or not a trial's record; not logged",

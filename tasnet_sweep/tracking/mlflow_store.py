@@ -533,18 +533,23 @@ def runs_with_tag(client, experiment_id: str, tag: str) -> dict[str, list]:
             return found
 
 
-def already_logged(client, experiment_id: str, run_dir: str | Path) -> bool:
-    """Whether the trial of ``run_dir`` has a complete run; runs of it cut short (a logger
-    killed mid-upload) are deleted, so logging it again leaves one run."""
-    from mlflow.entities import ViewType
-
-    runs = client.search_runs([experiment_id], run_view_type=ViewType.ACTIVE_ONLY,
-                              filter_string=f"tags.`{TRIAL_ID_TAG}` = '{digest(run_dir)}'")
+def settle_earlier(client, runs: list) -> bool:
+    """Whether one of a trial's earlier ``runs`` is complete; if none is, they were cut short
+    (a logger stopped mid-upload) and are deleted, so logging the trial again leaves one."""
     if any(r.data.tags.get(COMPLETE_TAG) == "true" for r in runs):
         return True
     for cut_short in runs:
         client.delete_run(cut_short.info.run_id)
     return False
+
+
+def already_logged(client, experiment_id: str, run_dir: str | Path) -> bool:
+    """``settle_earlier`` for the runs of ``run_dir``'s trial."""
+    from mlflow.entities import ViewType
+
+    return settle_earlier(client, client.search_runs(
+        [experiment_id], run_view_type=ViewType.ACTIVE_ONLY,
+        filter_string=f"tags.`{TRIAL_ID_TAG}` = '{digest(run_dir)}'"))
 
 
 def ui_hint(uri: str, experiment_id: str) -> str:
