@@ -242,8 +242,10 @@ class WidthLimitBackend(CompileBackend):
 
     name, evidence = "stand_in", "inferred"
 
-    def __init__(self, limit):
-        self.limit, self.requests = limit, []
+    def __init__(self, limit, unsure_above=None):
+        """``unsure_above``: widths above it (and within ``limit``) get an uncertain verdict,
+        as the estimate gives inside a recorded bracket."""
+        self.limit, self.unsure_above, self.requests = limit, unsure_above, []
 
     def version(self):
         return "0"
@@ -258,7 +260,12 @@ class WidthLimitBackend(CompileBackend):
                   StageResult("compile", ok)]
         failure = None if ok else Failure("allocator_infeasible", "compile",
                                           "BackendAllocatorException", "Agent infeasible")
-        return CompileOutcome(self.name, self.evidence, stages, failure)
+        width = request.inputs[0][1][3]
+        unsure = ok and self.unsure_above is not None and width > self.unsure_above
+        if unsure:
+            stages[-1] = StageResult("compile", None)
+        return CompileOutcome(self.name, self.evidence, stages, failure,
+                              bracket={"quantity": "width", "value": width} if unsure else None)
 
 
 def test_run_tiled_writes_plan_units_parity_and_verdicts(tmp_path):
@@ -281,6 +288,16 @@ def test_run_tiled_writes_plan_units_parity_and_verdicts(tmp_path):
     assert narrow["feasible"] is False
     failed = {u["unit"] for u in narrow["units"] if u["verdict"] == "fail"}
     assert failed == {u["unit"] for u in narrow["units"] if u["unit"].startswith("conv_c1x")}
+
+
+def test_a_plan_with_an_uncertain_unit_and_none_failing_is_not_known_feasible(tmp_path):
+    cfg = compose_cfg(*SMALL_BLOCKED)
+    unsure = run_tiled(cfg, tmp_path / "unsure", WidthLimitBackend(limit=100, unsure_above=20))
+    verdicts = {u["verdict"] for u in unsure["units"]}
+    assert verdicts == {"pass", "uncertain"} and unsure["feasible"] is None
+    both = run_tiled(cfg, tmp_path / "both", WidthLimitBackend(limit=12, unsure_above=8))
+    assert {u["verdict"] for u in both["units"]} == {"pass", "uncertain", "fail"}
+    assert both["feasible"] is False
 
 
 # ---- the estimate backend ----------------------------------------------------------------------

@@ -166,11 +166,22 @@ def describe_deployment(d: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plan_feasible(verdicts: list[str]) -> bool | None:
+    """True when every unit passes; None (not known) when none fails but the estimate is
+    unsure of one, as it is then of the plan; False otherwise."""
+    if all(v == "pass" for v in verdicts):
+        return True
+    if all(v in ("pass", "uncertain") for v in verdicts):
+        return None
+    return False
+
+
 def run_tiled(cfg, run_dir: Path, backend, parity_lengths: list[int] | None = None) -> dict:
     """Build, save and compile the plan of ``cfg.model`` + ``cfg.tiling``; measure parity.
 
     Writes plan.json, plan.txt, units/<unit>.onnx and parity.tsv in ``run_dir``; returns every
-    unit's verdict, ``feasible`` (all units pass), the parity rows and the host-share figures.
+    unit's verdict, ``feasible`` (``plan_feasible``), the parity rows and the host-share
+    figures.
     """
     import torch
 
@@ -204,7 +215,7 @@ def run_tiled(cfg, run_dir: Path, backend, parity_lengths: list[int] | None = No
         "units": units,
         "n_units": len(units),
         "n_instances": sum(u["instances"] for u in units),
-        "feasible": all(u["verdict"] == "pass" for u in units),
+        "feasible": plan_feasible([u["verdict"] for u in units]),
         "parity": rows,
         "parity_max_abs": max(r["max_abs"] for r in full),
         "parity_min_si_snr_db": min(r["si_snr_db"] for r in full),
