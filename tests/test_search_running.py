@@ -4,6 +4,8 @@ nothing runs, and ``auto`` follows the recorded compile times."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
@@ -117,13 +119,29 @@ def test_auto_assumes_fails_until_recorded_times_show_they_are_not_clearly_longe
     assert fails_take_longer(k, records) is told
     state = driver.SearchRun(k, records, compiled_before=0, assume_running="auto")
     sampler = FrontierSampler(lat, assume_running=not on)
-    driver._plan_running(state, sampler)
+    driver._plan_running(state, sampler, [])
     assert sampler.assume_running is on
     for setting, expected in (("fail", True), ("block", False)):
         state.assume_running = setting
-        driver._plan_running(state, sampler)
+        driver._plan_running(state, sampler, [])
         assert sampler.assume_running is expected
-    driver._plan_running(state, object())  # a proposer without the attribute is left alone
+    driver._plan_running(state, object(), [])  # a proposer without the attribute is left alone
+
+
+def test_auto_tells_of_a_turn_only_while_other_workers_compile(caplog):
+    """A lone worker has no running compiles to plan around: the switch is not logged to it;
+    once another worker's compile runs, the plan in force is logged, once."""
+    lat = Lattice.from_spec(SPACE)
+    k, records = _timed(lat, [240, 200, 300], [250, 260, 230])  # fails as quick: block
+    state = driver.SearchRun(k, records, compiled_before=0, assume_running="auto")
+    sampler = FrontierSampler(lat, assume_running=True)
+    with caplog.at_level(logging.INFO, logger=driver.log.name):
+        driver._plan_running(state, sampler, [])
+        assert sampler.assume_running is False and not caplog.records
+        driver._plan_running(state, sampler, [(0, 0)])
+        driver._plan_running(state, sampler, [(0, 0)])
+    told = [r.getMessage() for r in caplog.records]
+    assert len(told) == 1 and "running compiles are blocked" in told[0], told
 
 
 def test_the_driver_passes_other_workers_live_claims_as_running(tmp_path):

@@ -48,6 +48,7 @@ class SearchRun:
     inferred_recorded: int = 0
     objective: np.ndarray | None = None  # search.objective of every point (sizes.py), or None
     assume_running: str = "auto"  # search.assume_running: auto | fail | block
+    running_plan_told: bool | None = None  # the running-compile plan last logged
 
     @property
     def worth_compiling(self) -> np.ndarray | None:
@@ -248,7 +249,7 @@ def _claim_proposals(state: SearchRun, study: FrontierStudy, proposer: Proposer,
     collisions = 0
     while collisions < 50:
         running = running_claims(study)
-        _plan_running(state, proposer)
+        _plan_running(state, proposer, running)
         batch = proposer.propose(state.knowledge, room,
                                  pending=[*state.errors, *state.uncertain, *held],
                                  allowed=state.worth_compiling, running=running)
@@ -278,17 +279,21 @@ def running_claims(study: FrontierStudy) -> list:
     return [p for p in points if p is not None]
 
 
-def _plan_running(state: SearchRun, proposer: Proposer) -> None:
+def _plan_running(state: SearchRun, proposer: Proposer, running: list) -> None:
     """Tell a proposer that plans around running compiles (``assume_running``, the frontier
     sampler) whether to assume they fail, by ``search.assume_running`` and the times so far;
-    logged when ``auto`` turns it on or off."""
+    logged when ``auto`` has turned it on or off while other workers' compiles run (a lone
+    worker never has any, so it is not told)."""
     if not hasattr(proposer, "assume_running"):
         return
+    if state.running_plan_told is None:
+        state.running_plan_told = proposer.assume_running
     now = assume_running(state.assume_running, state.knowledge, state.records)
-    if now != proposer.assume_running and state.assume_running == "auto":
+    if running and now != state.running_plan_told and state.assume_running == "auto":
         log.info("search.assume_running=auto: other workers' running compiles are %s",
                  "assumed to fail" if now else "blocked (recorded fails do not take clearly "
                  "longer than passes)")
+        state.running_plan_told = now
     proposer.assume_running = now
 
 
