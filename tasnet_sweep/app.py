@@ -11,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 from .config import register_configs
+from .config_path import VERSION_BASE
 from .errors import DISK_ERRORS, EXIT_DISK, ConfigError, report_config_errors
 from .resources import CONF_PKG
 
@@ -27,7 +28,7 @@ def run_paths(cfg) -> tuple[Path, Path]:
     return run_dir, run_dir / cfg.summary_name
 
 
-@hydra.main(version_base="1.3", config_path=CONF_PKG, config_name="config")
+@hydra.main(version_base=VERSION_BASE, config_path=CONF_PKG, config_name="config")
 def hydra_app(cfg) -> dict | None:
     from . import tracking, trial
     from .processes import end_with_parent

@@ -48,7 +48,8 @@ def describe_hydra_error(exc: BaseException) -> str:
     while exc is not None and exc not in chain:
         chain.append(exc)
         exc = exc.__cause__ or exc.__context__
-    for describe in (_as_yaml_error, _as_override_syntax, _as_missing_option, _as_unknown_key):
+    for describe in (_as_yaml_error, _as_override_syntax, _as_missing_option, _as_unknown_key,
+                     _as_sweep_without_multirun):
         for e in chain:
             line = describe(e)
             if line is not None:
@@ -97,6 +98,18 @@ def _as_unknown_key(e: BaseException) -> str | None:
         return None
     fields = ", ".join(f.name for f in dataclasses.fields(obj))
     return f"{getattr(e, 'full_key', None) or key} is not a known key: expected one of {fields}"
+
+
+def _as_sweep_without_multirun(e: BaseException) -> str | None:
+    """Hydra's "Ambiguous value for argument 'k=a,b'" / "Sweep parameters 'k=...' requires
+    --multirun", from a single run's compose."""
+    import re
+
+    found = re.match(r"(?:Ambiguous value for argument|Sweep parameters) '([^']+)'", str(e))
+    if found is None:
+        return None
+    return (f"{found.group(1)} sweeps over values: expected -m to run one job per value (a "
+            "list value is written [a,b]; a string holding a comma is quoted)")
 
 
 def job_override_lists(overrides: list[str], multirun: bool) -> list[list[str]]:
@@ -166,8 +179,11 @@ def sweep_job_problems(configs: JobConfigs, jobs: list[list[str]], label: str) -
     return found
 
 
-def preflight(argv: list[str]) -> list[str]:
-    """Every problem in every job's config (empty list when all jobs are good to run)."""
+def preflight(argv: list[str], keep: list | None = None) -> list[str]:
+    """Every problem in every job's config (empty list when all jobs are good to run).
+
+    A single run's config is composed whole, as ``Hydra.run`` will compose it, and appended to
+    ``keep`` (a ``compose_once.Kept``) for Hydra to reuse."""
     from hydra import compose
     from hydra._internal.utils import get_args_parser
     from hydra.core.global_hydra import GlobalHydra
@@ -194,12 +210,14 @@ def preflight(argv: list[str]) -> list[str]:
         return [f"--config-dir {args.config_dir!r} is not a folder: expected a folder of config "
                 "groups, e.g. one holding hw/my_profile.yaml"]
     with config_search_path(args.config_path, args.config_dir):
+        config_name = args.config_name or "config"
         configs = JobConfigs(GlobalHydra.instance().config_loader().repository,
-                             lambda overrides: compose(config_name=args.config_name or "config",
+                             lambda overrides: compose(config_name=config_name,
                                                        overrides=overrides))
+        single = not args.multirun and not _sets_mode(args.overrides)
         for job in jobs:
             try:
-                cfg = configs(job)
+                cfg = _compose_single(config_name, job, keep) if single else configs(job)
             except (HydraException, OmegaConfBaseException, YAMLError) as exc:
                 found = [describe_hydra_error(exc)]
             else:
@@ -213,6 +231,20 @@ def preflight(argv: list[str]) -> list[str]:
         return list(by_problem)
     return [f"{p} (in {len(bad)} of {len(jobs)} jobs, first: {' '.join(bad[0])})"
             for p, bad in by_problem.items()]
+
+
+def _sets_mode(overrides: list[str]) -> bool:
+    return any(o.lstrip("+~").startswith("hydra.mode") for o in overrides)
+
+
+def _compose_single(config_name: str, overrides: list[str], keep: list | None):
+    """A single run's whole config, kept for Hydra (``compose_once``)."""
+    from .compose_once import compose_run
+
+    kept = compose_run(config_name, overrides)
+    if keep is not None:
+        keep.append(kept)
+    return kept.cfg
 
 
 #: config groups that describe a sweep, not one trial
@@ -262,6 +294,16 @@ def output_problems(argv: list[str]) -> list[str]:
     return []
 
 
+def _reusing(kept: list):
+    import contextlib
+
+    if not kept:
+        return contextlib.nullcontext()
+    from .compose_once import hydra_reuses
+
+    return hydra_reuses(kept[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["doctor"]:  # tasnet-sweep doctor: python -m tasnet_sweep.commands.doctor
@@ -271,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     if wants_own_help(argv):  # from the config folder: Hydra's app help takes over a second
         print(help_text(argv), end="")
         return 0
-    problems = sweep_without_multirun(argv) or preflight(argv)
+    kept: list = []  # a single run's composed config, for Hydra to reuse
+    problems = sweep_without_multirun(argv) or preflight(argv, kept)
     if not problems and not set(argv) & {"--help", "-h", "--cfg", "-c", "--info", "-i",
                                          "--hydra-help", "--shell-completion", "-sc"}:
         problems = output_problems(argv)
@@ -281,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.argv = [sys.argv[0], *argv]
     try:
-        hydra_app()
+        with _reusing(kept):
+            hydra_app()
     finally:  # a launcher's worker processes end with the sweep, not minutes after it
         end_pool_workers()
     return 0

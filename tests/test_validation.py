@@ -27,6 +27,8 @@ BAD = {
     "run_tag=../escape": "run_tag='../escape' is invalid",
     "export.opset=30": "export.opset=30",
     "tiling.mode=spiral": "expected one of none, temporal, blocked",
+    "model.bn=16,32": "model.bn=16,32 sweeps over values: expected -m",
+    "model.bn=range(16,33,16)": "model.bn=range(16,33,16) sweeps over values: expected -m",
 }
 
 

@@ -1,0 +1,92 @@
+"""A single run's config is composed once (tasnet_sweep/compose_once.py) and Hydra gets exactly
+the config it would have composed itself."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import SMALL
+from hydra._internal import config_loader_impl
+from hydra.core.global_hydra import GlobalHydra
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+from tasnet_sweep import cli
+from tasnet_sweep.compose_once import RUN_OVERRIDE, compose_run, hydra_reuses
+from tasnet_sweep.config import register_configs
+from tasnet_sweep.config_path import config_search_path
+
+JOB = [*SMALL, "unit=encoder", "tracking=none"]
+
+
+def _hydras_own(overrides: list[str]):
+    hydra = GlobalHydra.instance().hydra
+    return hydra.compose_config(config_name="config", overrides=[*overrides, RUN_OVERRIDE],
+                                run_mode=RunMode.RUN, from_shell=True)
+
+
+@pytest.mark.parametrize("extra", [[], ["hydra.job.chdir=false", "hw=hailo8l"]], ids=str)
+def test_hydra_run_gets_the_config_of_its_own_compose(extra):
+    register_configs()
+    with config_search_path(None, None):
+        own = OmegaConf.to_container(_hydras_own([*JOB, *extra]))
+        kept = compose_run("config", [*JOB, *extra])
+        with hydra_reuses(kept):
+            assert GlobalHydra.instance().hydra.get_mode("config", [*JOB, *extra]) is None
+            handed = _hydras_own([*JOB, *extra])
+            assert kept.cfg is None  # taken: a second compose is Hydra's own again
+            again = _hydras_own([*JOB, *extra])
+    assert OmegaConf.to_container(handed) == own
+    assert OmegaConf.to_container(again) == own
+    assert own["hydra"]["mode"] == RunMode.RUN
+    assert own["hydra"]["overrides"]["hydra"][-1] == RUN_OVERRIDE
+
+
+def test_other_overrides_are_composed_by_hydra():
+    register_configs()
+    with config_search_path(None, None):
+        kept = compose_run("config", JOB)
+        with hydra_reuses(kept):
+            other = _hydras_own([*JOB, "model.bn=24"])
+        assert kept.cfg is not None
+    assert other.model.bn == 24
+
+
+class _Composes:
+    """Counts Hydra's composes (``_load_configuration_impl``) in this process."""
+
+    def __init__(self, monkeypatch):
+        self.count = 0
+        real = config_loader_impl.ConfigLoaderImpl._load_configuration_impl
+
+        def counted(loader, *args, **kwargs):
+            self.count += 1
+            return real(loader, *args, **kwargs)
+
+        monkeypatch.setattr(config_loader_impl.ConfigLoaderImpl, "_load_configuration_impl",
+                            counted)
+
+
+def _run_files(run_dir: Path) -> dict:
+    files = {name: yaml.safe_load((run_dir / ".hydra" / name).read_text())
+             for name in ("config.yaml", "hydra.yaml", "overrides.yaml")}
+    text = yaml.safe_dump(files).replace(str(run_dir), "RUN_DIR")
+    return yaml.safe_load(text)
+
+
+def test_a_single_run_composes_once_and_writes_what_hydra_alone_writes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    composes = _Composes(monkeypatch)
+    argv = [*JOB, f"compiler.cache_dir={tmp_path / 'cache'}"]
+    assert cli.main([*argv, f"hydra.run.dir={tmp_path / 'once'}"]) == 0
+    once = composes.count
+
+    monkeypatch.setattr(cli, "_reusing", lambda kept: contextlib.nullcontext())
+    composes.count = 0
+    assert cli.main([*argv, f"hydra.run.dir={tmp_path / 'alone'}"]) == 0
+    assert (once, composes.count) == (1, 3)  # preflight, get_mode, run
+
+    assert _run_files(tmp_path / "once") == _run_files(tmp_path / "alone")
