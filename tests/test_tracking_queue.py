@@ -79,6 +79,51 @@ def test_a_sweep_job_without_mlflow_queues_its_trial_for_the_parent(tmp_path, mo
 
 
 @pytest.mark.slow
+def test_trials_ending_before_the_sweeps_run_opens_become_its_children(tmp_path, monkeypatch):
+    """``begin_sweep`` opens MLflow in a thread; a job that ends first (here: while that thread
+    is held at a gate) queues its trial, and the parent logs it once its run exists."""
+    import threading
+
+    from mlflow.tracking import MlflowClient
+
+    from tasnet_sweep import trial
+
+    uri = store.resolve_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    sweep_dir = tmp_path / "sweep"
+    cfg = compose_cfg(*SMALL, "unit=encoder", f"tracking.tracking_uri={uri}",
+                      f"hydra.sweep.dir={sweep_dir}", f"compiler.cache_dir={tmp_path / 'c'}",
+                      return_hydra_config=True)
+    gate, real_start = threading.Event(), store.start_sweep
+
+    def gated_start(*args):
+        gate.wait(300)
+        return real_start(*args)
+
+    monkeypatch.setattr(store, "start_sweep", gated_start)
+    monkeypatch.setattr(store, "_sweep_dir", lambda: sweep_dir)
+    monkeypatch.setattr(store, "_job_overrides", lambda: ["model.bn=16"])
+    opening = store.begin_sweep(cfg)
+    assert store.read_link(sweep_dir)["parent_run_id"] is None
+    job_cfg = compose_cfg(*SMALL, "unit=encoder", f"tracking.tracking_uri={uri}",
+                          f"compiler.cache_dir={tmp_path / 'c'}")
+    run_dir = sweep_dir / "0"
+    result = trial.run(job_cfg, run_dir, sweep_dir / "summary.tsv")
+    assert log_trial(job_cfg, result, run_dir) is None
+    assert opening.is_alive() and len(list((sweep_dir / store.QUEUE_NAME).iterdir())) == 1
+    gate.set()
+    store.end_sweep(cfg)
+
+    parent = store.read_link(sweep_dir)["parent_run_id"]
+    client = MlflowClient(tracking_uri=uri)
+    assert client.get_run(parent).info.status == "FINISHED"
+    [child] = client.search_runs([client.get_run(parent).info.experiment_id],
+                                 f"tags.mlflow.parentRunId = '{parent}'")
+    assert child.data.tags["run_dir"] == str(run_dir.resolve())
+    assert child.data.tags["tasnet.complete"] == "true"
+    assert not list((sweep_dir / store.QUEUE_NAME).iterdir())
+
+
+@pytest.mark.slow
 def test_the_agent_logs_queued_single_runs_as_plain_runs_then_leaves(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 

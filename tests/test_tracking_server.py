@@ -28,10 +28,18 @@ READY_WORDS = ("Uvicorn running on", "Listening at")
 #: a Hydra callback the sweep loads from its cwd: it stops the server once job 0 has ended and
 #: waits for the server process itself to exit (a pidfd becomes readable when it does)
 STOP_HOOK = '''
-import os, select, signal
+import json, os, select, signal, time
+from pathlib import Path
 from hydra.experimental.callback import Callback
 
 class StopServerAfterFirstJob(Callback):
+    def on_job_start(self, config, **kwargs):  # the server dies once the sweep's run exists
+        link = Path(config.hydra.sweep.dir) / ".mlflow_sweep.json"
+        deadline = time.monotonic() + 300
+        while not json.loads(link.read_text()).get("parent_run_id"):
+            assert time.monotonic() < deadline, "the sweep's MLflow run never opened"
+            time.sleep(0.05)
+
     def on_job_end(self, config, job_return, **kwargs):
         if config.hydra.job.num != 0:
             return

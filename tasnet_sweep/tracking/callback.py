@@ -1,9 +1,10 @@
 """The sweep-level half of MLflow tracking, as a Hydra callback (``hydra.callbacks.mlflow``).
 
-``on_multirun_start`` runs in the sweep's own process before any job: it creates the store's
-schema, the experiment and the parent run, and leaves their ids in the sweep dir for the
-jobs (which may run in other processes).  ``on_multirun_end`` attaches the sweep's summary,
-report and frontier files and finishes the parent.  Both do nothing with tracking=none.
+``on_multirun_start`` runs in the sweep's own process before any job: it leaves the link file
+in the sweep dir for the jobs (which may run in other processes), then creates the store's
+schema, the experiment and the parent run in a thread while the jobs start.
+``on_multirun_end`` waits for that thread, attaches the sweep's summary, report and frontier
+files and finishes the parent.  Both do nothing with tracking=none.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from .mlflow_store import end_sweep, start_sweep
+from .mlflow_store import begin_sweep, end_sweep
 
 
 def _enabled(config: DictConfig) -> bool:
@@ -24,7 +25,7 @@ def _enabled(config: DictConfig) -> bool:
 class MlflowSweep(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if _enabled(config):
-            start_sweep(config)
+            begin_sweep(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if _enabled(config):

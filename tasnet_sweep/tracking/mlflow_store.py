@@ -384,10 +384,10 @@ def end_dead_sweeps(client, experiment_id: str) -> list[str]:
     return ended
 
 
-def _reusable_parent(client, sweep_dir: Path) -> str | None:
-    """The parent of an earlier sweep into this same dir (a killed sweep run again), if MLflow
-    still has it: its jobs are run again and replace their earlier runs there."""
-    link = read_link(sweep_dir)
+def _reusable_parent(client, earlier_link: dict | None) -> str | None:
+    """The parent of an earlier sweep into this same dir (a killed sweep run again; its link
+    file), if MLflow still has it: its jobs are run again and replace their earlier runs there."""
+    link = earlier_link
     run_id = link.get("parent_run_id") if link else None
     if not run_id:
         return None
@@ -587,10 +587,47 @@ def _study_parent(client, experiment_id: str, study: str) -> str | None:
 
 
 # -- the two entry points a sweep uses ----------------------------------------------------
-def start_sweep(config) -> dict:
-    """on_multirun_start: experiment, parent run and the link file for the workers."""
+def _clear_stale_failure(sweep_dir: Path) -> None:
+    """An earlier sweep's failure marker in this dir (its runs can still be synced)."""
+    (sweep_dir / FAILED_MARKER).unlink(missing_ok=True)
+
+
+#: sweeps whose parent run is being opened by a thread (begin_sweep), by resolved sweep dir
+_STARTS: dict[Path, threading.Thread] = {}
+
+
+def begin_sweep(config) -> threading.Thread:
+    """on_multirun_start without waiting for MLflow: the link file at once, with the queue the
+    jobs leave their trials in, then ``start_sweep`` in a thread.
+
+    Importing MLflow and opening the store take the sweep's process about 4 s CPU; meanwhile
+    the launcher's workers start (and import torch), and trials that end before the parent run
+    exists wait in the queue.  ``end_sweep`` waits for the thread."""
+    import copy
+
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    uri = resolve_uri(config.tracking.tracking_uri)
+    _clear_stale_failure(sweep_dir)
+    earlier = read_link(sweep_dir)
+    write_json(sweep_dir / LINK_NAME, {
+        "uri": redact(uri), "experiment": experiment_name(config), "experiment_id": None,
+        "parent_run_id": None, "sweep_id": digest(sweep_dir), "queue": QUEUE_NAME})
+    thread = threading.Thread(target=start_sweep, args=(copy.deepcopy(config), earlier),
+                              name="tasnet-mlflow-start", daemon=True)
+    _STARTS[sweep_dir.resolve()] = thread
+    thread.start()
+    return thread
+
+
+def start_sweep(config, earlier_link: dict | None = None) -> dict:
+    """Experiment, parent run and the link file for the workers; then the drain of their
+    queued trials (``begin_sweep`` runs this in a thread, with the link an earlier sweep into
+    this dir left, else it is read here)."""
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    if earlier_link is None:
+        earlier_link = read_link(sweep_dir)
     uri = resolve_uri(config.tracking.tracking_uri)
     name = experiment_name(config)
     link: dict[str, Any] = {"uri": uri, "experiment": name, "experiment_id": None,
@@ -606,7 +643,7 @@ def start_sweep(config) -> dict:
         client = client_for(uri)  # a new SQLite store gets its schema here, before any worker
         link["experiment_id"] = ensure_experiment(client, name, uri)
         end_dead_sweeps(client, link["experiment_id"])
-        resumed = _reusable_parent(client, sweep_dir)
+        resumed = _reusable_parent(client, earlier_link)
         if resumed is None and study:
             resumed = _study_parent(client, link["experiment_id"], study)
         if resumed is not None:  # a resumed search or a rerun sweep: the same parent
@@ -619,9 +656,7 @@ def start_sweep(config) -> dict:
                 client, link["experiment_id"], sweep_dir,
                 {**extra, **({STUDY_TAG: study} if study else {})}, sweep_params(config),
                 name=_select(config, "search.study_name") or _select(config, "search.name"))
-        stale = sweep_dir / FAILED_MARKER
-        if stale.exists():  # an earlier sweep into this dir; its runs can still be synced
-            stale.unlink()
+        _clear_stale_failure(sweep_dir)
         link["queue"] = QUEUE_NAME  # jobs without MLflow of their own leave their trials here
         _start_drain(client, link["experiment_id"], link["parent_run_id"], sweep_dir, uri)
         log.info("MLflow: experiment %r, sweep run %s (%s); %s", name, link["parent_run_id"],
@@ -661,6 +696,9 @@ def end_sweep(config) -> None:
     """on_multirun_end: the jobs' queued trials, then the sweep-level files on the parent run,
     which is then finished."""
     sweep_dir = Path(str(config.hydra.sweep.dir))
+    starting = _STARTS.pop(sweep_dir.resolve(), None)
+    if starting is not None:
+        starting.join()
     drainer = _DRAINERS.pop(sweep_dir.resolve(), None)
     if drainer is not None:
         drainer.stop()
@@ -690,14 +728,15 @@ def log_job_trial(cfg, result: TrialResult, run_dir: str | Path,
     uri = resolve_uri(cfg.tracking.tracking_uri)
     cfg_plain = OmegaConf.to_container(cfg, resolve=True)
     if link is not None:
-        experiment_id, parent = link.get("experiment_id"), link["parent_run_id"]
-        if not parent:
-            return None
+        experiment_id, parent = link.get("experiment_id"), link.get("parent_run_id")
         key = job_key(overrides or _job_overrides())
-        if uri not in _CLIENTS and link.get("queue") and link.get("uri") == redact(uri):
-            # the sweep's parent has MLflow open: it logs this trial (see start_sweep)
+        queued = link.get("queue") and link.get("uri") == redact(uri)
+        if queued and (uri not in _CLIENTS or not parent):
+            # the sweep's process has MLflow open (or is opening it): it logs this trial
             enqueue(sweep_dir / link["queue"], {"run_dir": str(run_dir.resolve()),
                                                 "trial_key": key, "config": cfg_plain})
+            return None
+        if not parent:
             return None
     else:
         experiment_id, parent, key = None, None, None
