@@ -114,12 +114,12 @@ def _as_sweep_without_multirun(e: BaseException) -> str | None:
 
 def job_override_lists(overrides: list[str], multirun: bool) -> list[list[str]]:
     """The overrides of every job a basic sweep would launch (one job without -m)."""
+    if not multirun:  # the compose parses them (and reports a malformed one)
+        return [overrides]
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(overrides)
-    if not multirun:
-        return [overrides]
     custom_sweeper = any(o.get_key_element() == "hydra/sweeper" and o.value() != "basic"
                          for o in parsed)
     if custom_sweeper:

@@ -36,15 +36,28 @@ def knobs_of(cfg) -> dict:
 
 
 def _versions() -> dict:
-    from importlib import metadata  # reads every installed distribution: only when a trial runs
-
     found = {"tasnet_sweep": __version__}
     for dist in ("torch", "onnx"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = None
+        found[dist] = installed_version(dist)
     return found
+
+
+def installed_version(dist: str) -> str | None:
+    """``importlib.metadata.version(dist)`` of a package installed under its own import name,
+    read from the ``.dist-info`` beside it: the general lookup reads every installed
+    distribution (about 30 ms of a cache hit)."""
+    from importlib import metadata, util
+
+    spec = util.find_spec(dist)
+    if spec is not None and spec.origin:
+        for info in Path(spec.origin).parent.parent.glob(f"{dist}-*.dist-info"):
+            found = metadata.PathDistribution(info)
+            if (found.metadata["Name"] or "").lower() == dist:
+                return found.version
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def recipe_key(cfg, backend, hw: dict) -> str:

@@ -90,3 +90,46 @@ def test_a_single_run_composes_once_and_writes_what_hydra_alone_writes(tmp_path,
     assert (once, composes.count) == (1, 3)  # preflight, get_mode, run
 
     assert _run_files(tmp_path / "once") == _run_files(tmp_path / "alone")
+
+
+def test_a_single_run_with_a_config_dir_composes_once(tmp_path, monkeypatch):
+    from tasnet_sweep.resources import CONF_DIR
+
+    (tmp_path / "mine" / "hw").mkdir(parents=True)
+    (tmp_path / "mine" / "hw" / "my_hailo8.yaml").write_text(
+        (CONF_DIR / "hw" / "hailo8.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    composes = _Composes(monkeypatch)
+    assert cli.main(["--config-dir", "mine", "hw=my_hailo8", *JOB,
+                     f"compiler.cache_dir={tmp_path / 'cache'}",
+                     f"hydra.run.dir={tmp_path / 'run'}"]) == 0
+    assert composes.count == 1
+    hydra_yaml = yaml.safe_load((tmp_path / "run" / ".hydra" / "hydra.yaml").read_text())
+    assert hydra_yaml["hydra"]["runtime"]["choices"]["hw"] == "my_hailo8"
+
+
+def test_a_cache_hit_imports_nothing_it_does_not_use(tmp_path):
+    """A hit reads a record: no torch, onnx, onnxruntime, numpy or mlflow, and not filelock
+    (whose asyncio import alone costs a hit 40 ms)."""
+    import os
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    heavy = ("torch", "onnx", "onnxruntime", "numpy", "mlflow", "filelock", "asyncio")
+    code = ("import sys, runpy\n"
+            "sys.argv = ['tasnet_sweep', *sys.argv[1:]]\n"
+            "try:\n    runpy.run_module('tasnet_sweep', run_name='__main__')\n"
+            "except SystemExit as done:\n    assert not done.code, done.code\n"
+            f"print([m for m in {heavy!r} if m in sys.modules])\n")
+    args = [*JOB, f"compiler.cache_dir={tmp_path / 'cache'}"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    fresh = subprocess.run([sys.executable, "-c", code, *args, "hydra.run.dir=one"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=600, env=env)
+    assert fresh.returncode == 0 and "'torch'" in fresh.stdout, fresh.stdout + fresh.stderr
+    hit = subprocess.run([sys.executable, "-c", code, *args, "hydra.run.dir=two"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert hit.returncode == 0 and "cache_hit" in hit.stdout + hit.stderr, hit.stderr[-2000:]
+    assert hit.stdout.strip().splitlines()[-1] == "[]", hit.stdout + hit.stderr
