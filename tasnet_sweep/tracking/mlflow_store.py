@@ -387,8 +387,7 @@ def end_dead_sweeps(client, experiment_id: str) -> list[str]:
 def _reusable_parent(client, earlier_link: dict | None) -> str | None:
     """The parent of an earlier sweep into this same dir (a killed sweep run again; its link
     file), if MLflow still has it: its jobs are run again and replace their earlier runs there."""
-    link = earlier_link
-    run_id = link.get("parent_run_id") if link else None
+    run_id = earlier_link.get("parent_run_id") if earlier_link else None
     if not run_id:
         return None
     try:
@@ -587,11 +586,6 @@ def _study_parent(client, experiment_id: str, study: str) -> str | None:
 
 
 # -- the two entry points a sweep uses ----------------------------------------------------
-def _clear_stale_failure(sweep_dir: Path) -> None:
-    """An earlier sweep's failure marker in this dir (its runs can still be synced)."""
-    (sweep_dir / FAILED_MARKER).unlink(missing_ok=True)
-
-
 #: sweeps whose parent run is being opened by a thread (begin_sweep), by resolved sweep dir
 _STARTS: dict[Path, threading.Thread] = {}
 
@@ -608,7 +602,8 @@ def begin_sweep(config) -> threading.Thread:
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     uri = resolve_uri(config.tracking.tracking_uri)
-    _clear_stale_failure(sweep_dir)
+    # an earlier sweep into this dir failed to log; its runs can still be synced
+    (sweep_dir / FAILED_MARKER).unlink(missing_ok=True)
     earlier = read_link(sweep_dir)
     write_json(sweep_dir / LINK_NAME, {
         "uri": redact(uri), "experiment": experiment_name(config), "experiment_id": None,
@@ -656,7 +651,6 @@ def start_sweep(config, earlier_link: dict | None = None) -> dict:
                 client, link["experiment_id"], sweep_dir,
                 {**extra, **({STUDY_TAG: study} if study else {})}, sweep_params(config),
                 name=_select(config, "search.study_name") or _select(config, "search.name"))
-        _clear_stale_failure(sweep_dir)
         link["queue"] = QUEUE_NAME  # jobs without MLflow of their own leave their trials here
         _start_drain(client, link["experiment_id"], link["parent_run_id"], sweep_dir, uri)
         log.info("MLflow: experiment %r, sweep run %s (%s); %s", name, link["parent_run_id"],
