@@ -119,6 +119,8 @@ def test_trials_ending_before_the_sweeps_run_opens_become_its_children(tmp_path,
     [child] = client.search_runs([client.get_run(parent).info.experiment_id],
                                  f"tags.mlflow.parentRunId = '{parent}'")
     assert child.data.tags["run_dir"] == str(run_dir.resolve())
+    # the parent spans the sweep from its start, not from when its run was opened
+    assert client.get_run(parent).info.start_time <= child.info.start_time
     assert child.data.tags["tasnet.complete"] == "true"
     assert not list((sweep_dir / store.QUEUE_NAME).iterdir())
 

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -341,14 +342,15 @@ def _trial_times_ms(result: TrialResult) -> tuple[int | None, int | None]:
 
 def create_sweep_run(client, experiment_id: str, sweep_dir: str | Path,
                      extra_tags: dict | None = None, params: dict | None = None,
-                     name: str | None = None) -> str:
+                     name: str | None = None, start_ms: int | None = None) -> str:
+    """The sweep's parent run (``start_ms``: when the sweep started, if not now)."""
     sweep_dir = Path(sweep_dir).resolve()
     commit = git_commit()
     tags = {SWEEP_ID_TAG: digest(sweep_dir), KIND_TAG: "sweep", "sweep_dir": str(sweep_dir),
             **standard_tags(), **({"mlflow.source.git.commit": commit} if commit else {}),
             **_owner_tags(), **(extra_tags or {})}
     tags = {k: redact(v)[:MAX_TAG_VALUE] for k, v in tags.items() if v not in (None, "")}
-    run_id = client.create_run(experiment_id, tags=tags,
+    run_id = client.create_run(experiment_id, start_time=start_ms, tags=tags,
                                run_name=name or "/".join(sweep_dir.parts[-2:])).info.run_id
     if params:
         _log_batches(client, run_id, params=params)
@@ -608,17 +610,19 @@ def begin_sweep(config) -> threading.Thread:
     write_json(sweep_dir / LINK_NAME, {
         "uri": redact(uri), "experiment": experiment_name(config), "experiment_id": None,
         "parent_run_id": None, "sweep_id": digest(sweep_dir), "queue": QUEUE_NAME})
-    thread = threading.Thread(target=start_sweep, args=(copy.deepcopy(config), earlier),
+    started_ms = int(time.time() * 1000)  # the parent run spans the sweep, not the thread
+    thread = threading.Thread(target=start_sweep,
+                              args=(copy.deepcopy(config), earlier, started_ms),
                               name="tasnet-mlflow-start", daemon=True)
     _STARTS[sweep_dir.resolve()] = thread
     thread.start()
     return thread
 
 
-def start_sweep(config, earlier_link: dict | None = None) -> dict:
+def start_sweep(config, earlier_link: dict | None = None, started_ms: int | None = None) -> dict:
     """Experiment, parent run and the link file for the workers; then the drain of their
     queued trials (``begin_sweep`` runs this in a thread, with the link an earlier sweep into
-    this dir left, else it is read here)."""
+    this dir left, else it is read here, and the time the sweep started)."""
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     if earlier_link is None:
@@ -650,7 +654,8 @@ def start_sweep(config, earlier_link: dict | None = None) -> dict:
             link["parent_run_id"] = create_sweep_run(
                 client, link["experiment_id"], sweep_dir,
                 {**extra, **({STUDY_TAG: study} if study else {})}, sweep_params(config),
-                name=_select(config, "search.study_name") or _select(config, "search.name"))
+                name=_select(config, "search.study_name") or _select(config, "search.name"),
+                start_ms=started_ms)
         link["queue"] = QUEUE_NAME  # jobs without MLflow of their own leave their trials here
         _start_drain(client, link["experiment_id"], link["parent_run_id"], sweep_dir, uri)
         log.info("MLflow: experiment %r, sweep run %s (%s); %s", name, link["parent_run_id"],
