@@ -31,9 +31,10 @@ def run_paths(cfg) -> tuple[Path, Path]:
 @hydra.main(version_base=VERSION_BASE, config_path=CONF_PKG, config_name="config")
 def hydra_app(cfg) -> dict | None:
     from . import tracking, trial
-    from .processes import end_with_parent
+    from .processes import end_with_parent, exit_without_teardown
 
     end_with_parent()  # a launcher's worker ends with the sweep that started it
+    exit_without_teardown()  # ... and its end does not keep the sweep waiting
     if cfg.get("search") is not None and cfg.search.get("worker") is not None:
         return search_worker(cfg)
     run_dir, summary = run_paths(cfg)

@@ -19,6 +19,7 @@ POLL_S = 1.0
 #: the exit status of a job process whose sweep is gone
 EXIT_ORPHANED = 75
 _watching = False
+_leaving_fast = False
 
 
 def pid_alive(pid: int) -> bool:
@@ -52,6 +53,36 @@ def end_with_parent() -> bool:
     threading.Thread(target=watch, name="tasnet-parent-watch", daemon=True).start()
     _watching = True
     return True
+
+
+def exit_without_teardown() -> bool:
+    """In a joblib (loky) worker: leave at exit without the interpreter's teardown, which for
+    a worker that imported torch takes 0.5-1 s while the sweep waits (``end_pool_workers``).
+
+    An ``atexit`` handler registered at the worker's first job: handlers registered after it,
+    by what the jobs imported, still run first (atexit runs them last in, first out); then
+    the standard streams are flushed and the worker leaves with status 0 (Hydra flushes each
+    job's log when the job ends).  Loky reads a worker's status only when it died during a
+    sweep, which it reports as a broken pool either way.  Returns whether this call
+    registered it."""
+    global _leaving_fast
+    import atexit
+    import multiprocessing
+
+    if _leaving_fast or not multiprocessing.current_process().name.startswith("LokyProcess"):
+        return False
+    atexit.register(_leave)
+    _leaving_fast = True
+    return True
+
+
+def _leave() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed, or its reader is gone
+            pass
+    os._exit(0)
 
 
 def end_pool_workers() -> None:

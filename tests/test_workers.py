@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import REPO, SMALL
@@ -69,3 +70,41 @@ def test_a_joblib_sweep_leaves_no_worker_behind(tmp_path):
     assert not workers & set(got["left"])  # ended before the sweep exited
     assert got["left"] == [], got["named"]  # nor anything else the sweep started, not even
     assert got["still"] == []              # a process that had ended but was not waited for
+
+
+class _FreedAtTeardown:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __del__(self):
+        self.path.touch()
+
+
+def _job_leaving_markers(folder: str, fast: bool) -> int:
+    """A loky worker's job: an ``atexit`` handler registered after the fast exit (it must
+    run) and a module global freed only by the interpreter's teardown (skipped when fast)."""
+    import atexit
+
+    from tasnet_sweep.processes import exit_without_teardown
+
+    if fast:
+        assert exit_without_teardown()
+    pid = os.getpid()
+    atexit.register(Path(folder, f"atexit-{pid}").touch)
+    globals()["_FREED"] = _FreedAtTeardown(Path(folder, f"teardown-{pid}"))
+    return pid
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "default"])
+def test_a_worker_leaves_without_teardown_yet_runs_later_atexit_handlers(tmp_path, fast):
+    from joblib import Parallel, delayed
+
+    from tasnet_sweep.processes import end_pool_workers
+
+    end_pool_workers()  # workers of earlier tests in this process are not these
+    pids = set(Parallel(n_jobs=2, backend="loky")(
+        delayed(_job_leaving_markers)(str(tmp_path), fast) for _ in range(2)))
+    end_pool_workers()  # waits for them
+    assert {p.name for p in tmp_path.glob("atexit-*")} == {f"atexit-{p}" for p in pids}
+    torn_down = {p.name for p in tmp_path.glob("teardown-*")}
+    assert torn_down == (set() if fast else {f"teardown-{p}" for p in pids})
