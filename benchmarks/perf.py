@@ -12,7 +12,8 @@ Figures (goal in brackets):
   trial    fresh trial of the paper model, default tracking, over a bare export script (<= 1.5x);
            its tracking over tracking=none (<= 0.3 s CPU); a cache hit over a fresh trial (<= 10%)
   help     ``python -m tasnet_sweep --help`` (<= 0.5 s CPU)
-  workers  trials per minute of 2 joblib workers over 1 on a 16-trial estimate grid (>= 1.7x);
+  workers  trials per minute of 2 joblib workers over 1 on a 16-trial estimate grid (>= 1.7x),
+           with the ceiling the CPU the 2 workers' sweep used sets on this machine;
            processes still alive when the sweep has exited (0)
   tiling   stitched onnxruntime over untiled, one block x one repeat and 8 x 3 (<= 1.3x)
 
@@ -112,6 +113,11 @@ def bench_workers(tmp: Path, repeats: int) -> list[str]:
     speedup = [one.wall / two.wall for (one, _), (two, _) in zip(got["1 worker"],
                                                                  got["2 workers"])]
     steady = [two / one for one, two in zip(rates[1][1:], rates[2][1:])]  # after the warm-up
+    # 2 workers cannot finish sooner than the CPU they used spread over every CPU: a ceiling
+    # that the per-process warm-up a second worker repeats (imports) and the parent's work lower
+    ncpu = os.cpu_count() or 1
+    ceiling = [ncpu * one.wall / two.cpu for (one, _), (two, _) in zip(got["1 worker"],
+                                                                       got["2 workers"])]
     per_min = [16 / (c.wall / 60) for c, _ in got["2 workers"]]
     left = max(n for costs in got.values() for _, n in costs)
     return [f"2 workers / 1, trials per minute           {spread(speedup)}  (goal >= 1.7x)",
@@ -119,6 +125,8 @@ def bench_workers(tmp: Path, repeats: int) -> list[str]:
             "default tracking)",
             f"  the same, first to last trial's end only  {spread(steady)}  (the workers' "
             "steady rate: no process starts)",
+            f"  the most {ncpu} CPUs allow for that CPU   {spread(ceiling)}  ({ncpu} x 1 "
+            "worker's wall / 2 workers' CPU)",
             f"processes alive after the sweep exited     {left} at most  (goal 0)"]
 
 

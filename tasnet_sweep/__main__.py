@@ -6,9 +6,7 @@ stderr, exit code 2, no traceback.
 
 from __future__ import annotations
 
-import sys
-
-from .cli import main
+from .cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -12,12 +12,13 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from .config_path import config_search_path
 from .errors import DISK_ERRORS, EXIT_CONFIG, EXIT_DISK, report_config_errors  # noqa: F401
 from .help import help_text, wants_own_help
 from .job_configs import JobConfigs, mark_checked
-from .processes import end_pool_workers
+from .processes import end_pool_workers, leave
 from .resources import CONF_DIR, group_options  # noqa: F401 (CONF_DIR: re-export)
 
 #: a run folder holds an ONNX file (20 MB for the paper's model), HAR/HEF and reports
@@ -302,6 +303,18 @@ def _reusing(kept: list):
     from .compose_once import hydra_reuses
 
     return hydra_reuses(kept[0])
+
+
+def entry() -> NoReturn:
+    """``python -m tasnet_sweep`` and the ``tasnet-sweep`` script: ``main``, then the process
+    ends without the interpreter's teardown (``processes.leave``), which after a sweep or a
+    fresh trial takes about a second of collecting what MLflow or torch left in memory.
+    ``main`` stays an ordinary function for callers in Python."""
+    try:
+        code = main()
+    except SystemExit as exc:  # Hydra ends with sys.exit on a failed job
+        code = exc.code
+    leave(code)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -108,3 +108,52 @@ def test_a_worker_leaves_without_teardown_yet_runs_later_atexit_handlers(tmp_pat
     assert {p.name for p in tmp_path.glob("atexit-*")} == {f"atexit-{p}" for p in pids}
     torn_down = {p.name for p in tmp_path.glob("teardown-*")}
     assert torn_down == (set() if fast else {f"teardown-{p}" for p in pids})
+
+
+#: a process that leaves through ``processes.leave`` (or ``sys.exit``): a thread still
+#: working, an idle thread pool never shut down, an ``atexit`` handler, text still in
+#: stdout's buffer, and a module global that only the interpreter's teardown frees
+LEAVER = r"""
+import atexit, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tasnet_sweep.processes import leave
+
+folder = Path(sys.argv[1])
+
+class FreedAtTeardown:
+    def __del__(self):
+        (folder / "teardown").touch()
+
+def late_writer():
+    time.sleep(0.3)
+    (folder / "thread").touch()
+
+kept = FreedAtTeardown()
+threading.Thread(target=late_writer).start()
+ThreadPoolExecutor(max_workers=1).submit(int).result()
+atexit.register((folder / "atexit").touch)
+sys.stdout.write("buffered, no newline")
+leave(int(sys.argv[3])) if sys.argv[2] == "leave" else sys.exit(int(sys.argv[3]))
+"""
+
+
+@pytest.mark.parametrize("how", ["leave", "sys.exit"])
+def test_leave_ends_as_exit_does_but_skips_the_teardown(tmp_path, how):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", LEAVER, str(tmp_path), how, "3"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "buffered, no newline"
+    assert (tmp_path / "thread").exists()  # waited for, as the interpreter waits
+    assert (tmp_path / "atexit").exists()
+    assert (tmp_path / "teardown").exists() == (how == "sys.exit")
+
+
+def test_leave_takes_what_sys_exit_takes(capsys):
+    from tasnet_sweep.processes import exit_status
+
+    assert (exit_status(None), exit_status(0), exit_status(2)) == (0, 0, 2)
+    assert exit_status("tasnet_sweep: error: bad") == 1
+    assert capsys.readouterr().err == "tasnet_sweep: error: bad\n"
