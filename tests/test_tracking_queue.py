@@ -80,38 +80,34 @@ def test_a_sweep_job_without_mlflow_queues_its_trial_for_the_parent(tmp_path, mo
 
 @pytest.mark.slow
 def test_trials_ending_before_the_sweeps_run_opens_become_its_children(tmp_path, monkeypatch):
-    """``begin_sweep`` opens MLflow in a thread; a job that ends first (here: while that thread
-    is held at a gate) queues its trial, and the parent logs it once its run exists."""
-    import threading
-
+    """``begin_sweep`` opens MLflow in a process of its own; a job that ends first (here:
+    while that process waits for the store's lock, held by the test) queues its trial, and
+    the sweep's MLflow process logs it once the run exists.  The sweep's own process never
+    opens the store."""
     from mlflow.tracking import MlflowClient
 
     from tasnet_sweep import trial
+    from tasnet_sweep.atomic import locked
 
     uri = store.resolve_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     sweep_dir = tmp_path / "sweep"
     cfg = compose_cfg(*SMALL, "unit=encoder", f"tracking.tracking_uri={uri}",
                       f"hydra.sweep.dir={sweep_dir}", f"compiler.cache_dir={tmp_path / 'c'}",
                       return_hydra_config=True)
-    gate, real_start = threading.Event(), store.start_sweep
-
-    def gated_start(*args):
-        gate.wait(300)
-        return real_start(*args)
-
-    monkeypatch.setattr(store, "start_sweep", gated_start)
     monkeypatch.setattr(store, "_sweep_dir", lambda: sweep_dir)
     monkeypatch.setattr(store, "_job_overrides", lambda: ["model.bn=16"])
-    opening = store.begin_sweep(cfg)
-    assert store.read_link(sweep_dir)["parent_run_id"] is None
-    job_cfg = compose_cfg(*SMALL, "unit=encoder", f"tracking.tracking_uri={uri}",
-                          f"compiler.cache_dir={tmp_path / 'c'}")
-    run_dir = sweep_dir / "0"
-    result = trial.run(job_cfg, run_dir, sweep_dir / "summary.tsv")
-    assert log_trial(job_cfg, result, run_dir) is None
-    assert opening.is_alive() and len(list((sweep_dir / store.QUEUE_NAME).iterdir())) == 1
-    gate.set()
-    store.end_sweep(cfg)
+    with locked(tmp_path / "mlflow.db"):  # what opening a SQLite store waits for
+        opening = store.begin_sweep(cfg)
+        assert store.read_link(sweep_dir)["parent_run_id"] is None
+        job_cfg = compose_cfg(*SMALL, "unit=encoder", f"tracking.tracking_uri={uri}",
+                              f"compiler.cache_dir={tmp_path / 'c'}")
+        run_dir = sweep_dir / "0"
+        result = trial.run(job_cfg, run_dir, sweep_dir / "summary.tsv")
+        assert log_trial(job_cfg, result, run_dir) is None
+        assert opening.process.is_alive()
+        assert len(list((sweep_dir / store.QUEUE_NAME).iterdir())) == 1
+    assert store.end_sweep(cfg) is None and opening.process.exitcode == 0
+    assert uri not in store._CLIENTS
 
     parent = store.read_link(sweep_dir)["parent_run_id"]
     client = MlflowClient(tracking_uri=uri)
@@ -123,6 +119,8 @@ def test_trials_ending_before_the_sweeps_run_opens_become_its_children(tmp_path,
     assert client.get_run(parent).info.start_time <= child.info.start_time
     assert child.data.tags["tasnet.complete"] == "true"
     assert not list((sweep_dir / store.QUEUE_NAME).iterdir())
+    # the run belongs to the sweep's process (a sweep killed with it is found dead)
+    assert client.get_run(parent).data.tags["tasnet.pid"] == str(os.getpid())
 
 
 @pytest.mark.slow
@@ -188,3 +186,45 @@ def test_an_agent_relogging_a_trial_cut_short_leaves_one_complete_run(tmp_path):
     assert len(runs) == 1 and runs[0].info.run_id != cut_short.info.run_id
     assert runs[0].data.tags[COMPLETE_TAG] == "true"
     assert client.get_run(cut_short.info.run_id).info.lifecycle_stage == "deleted"
+
+
+#: ``python -m tasnet_sweep`` as a user runs it, saying as the process ends whether MLflow was
+#: ever imported there
+WATCHED = ("import atexit, os, runpy, sys\n"
+           "atexit.register(lambda: print('mlflow imported:', 'mlflow' in sys.modules,\n"
+           "                              'pid:', os.getpid()))\n"
+           "sys.argv = ['tasnet_sweep', *sys.argv[1:]]\n"
+           "runpy.run_module('tasnet_sweep', run_name='__main__')\n")
+
+
+@pytest.mark.slow
+def test_a_basic_launcher_sweep_is_logged_by_a_process_of_its_own(tmp_path):
+    """The jobs run in the sweep's process, MLflow never does: the sweep's MLflow process logs
+    every trial under the parent run, finishes it, and has ended when the sweep exits."""
+    from helpers import REPO
+
+    from tasnet_sweep.processes import pid_alive
+
+    uri = store.resolve_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    args = ["-m", *SMALL, "unit=encoder", "model.bn=8,16,24", f"tracking.tracking_uri={uri}",
+            "hydra.sweep.dir=sweep", "compiler.cache_dir=cache"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}
+    done = subprocess.run([sys.executable, "-c", WATCHED, *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = done.stdout.strip().splitlines()[-1].split()
+    assert said[:3] == ["mlflow", "imported:", "False"], done.stdout[-2000:]
+    assert "MLflow: experiment 'tasnet_sweep', sweep run" in done.stderr  # said by that process
+
+    from mlflow.tracking import MlflowClient
+
+    parent = store.read_link(tmp_path / "sweep")["parent_run_id"]
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(parent)
+    assert run.info.status == "FINISHED"
+    assert {a.path for a in client.list_artifacts(parent)} >= {"summary.tsv"}
+    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
+    assert sorted(c.data.params["model.bn"] for c in children) == ["16", "24", "8"]
+    assert not list((tmp_path / "sweep" / store.QUEUE_NAME).iterdir())
+    assert run.data.tags["tasnet.pid"] == said[-1]  # the sweep's own process: a sweep killed
+    assert not pid_alive(int(said[-1]))             # with it is found dead by the next one

@@ -43,6 +43,13 @@ class StopServerAfterFirstJob(Callback):
     def on_job_end(self, config, job_return, **kwargs):
         if config.hydra.job.num != 0:
             return
+        # job 0's trial is logged first (from the queue, by the sweep's MLflow process)
+        sweep = Path(config.hydra.sweep.dir)
+        queue = sweep / json.loads((sweep / ".mlflow_sweep.json").read_text())["queue"]
+        deadline = time.monotonic() + 300
+        while any(queue.iterdir()):
+            assert time.monotonic() < deadline, "job 0's trial was never logged"
+            time.sleep(0.05)
         pidfd = os.pidfd_open({pgid})
         os.killpg({pgid}, signal.SIGTERM)
         select.select([pidfd], [], [], 120)

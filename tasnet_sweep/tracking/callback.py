@@ -1,10 +1,11 @@
 """The sweep-level half of MLflow tracking, as a Hydra callback (``hydra.callbacks.mlflow``).
 
 ``on_multirun_start`` runs in the sweep's own process before any job: it leaves the link file
-in the sweep dir for the jobs (which may run in other processes), then creates the store's
-schema, the experiment and the parent run in a thread while the jobs start.
-``on_multirun_end`` waits for that thread, attaches the sweep's summary, report and frontier
-files and finishes the parent.  Both do nothing with tracking=none.
+in the sweep dir for the jobs (which may run in other processes), then starts the sweep's
+MLflow process, which creates the store's schema, the experiment and the parent run while the
+jobs start, and logs their trials.  ``on_multirun_end`` has that process attach the sweep's
+summary, report and frontier files, finish the parent and end, and waits for it.  Both do
+nothing with tracking=none.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Layout: one experiment per study/experiment name, a parent run per sweep, a child run per
 trial (``mlflow.parentRunId``), a plain run per single trial.  The sweep's parent is created
-by the Hydra callback in the sweep's own process, which also creates the store's schema before
-any worker starts; workers (other processes under hydra/launcher=joblib) find the parent
-through ``.mlflow_sweep.json`` in the sweep dir.
+by the sweep's MLflow process, which the Hydra callback starts (tracking/sweep_process.py) and
+which also creates the store's schema before any job opens it; the jobs find the parent and
+the queue they leave their trials in through ``.mlflow_sweep.json`` in the sweep dir.
 
 Tracking never costs a trial: the run dir and summary TSV are written before anything here
 runs.  A trial process that has not opened the store itself (a launcher's worker, a single
@@ -53,6 +53,7 @@ from .flatten import (
     trial_tags,
 )
 from .queue import QUEUE_NAME, Drainer, agent_queue, enqueue, hand_over
+from .sweep_process import SweepProcess
 
 log = logging.getLogger("tasnet_sweep.tracking")
 
@@ -145,7 +146,8 @@ def git_commit() -> str | None:
 #: process that logs many trials (a sweep's jobs in one process or worker) pays them once
 _CLIENTS: dict[str, Any] = {}
 _EXPERIMENTS: dict[tuple[str, str], str] = {}
-#: a sweep's parent logs from a drain thread and (basic launcher) from its jobs: one at a time
+#: a process that opened a sweep logs from its drain thread and, when its jobs run there
+#: (``start_sweep`` with the basic launcher), from them: one at a time
 _LOGGING = threading.Lock()
 #: sweep dir -> the thread logging its jobs' queued trials (in the process that started it)
 _DRAINERS: dict[Path, Drainer] = {}
@@ -357,10 +359,11 @@ def create_sweep_run(client, experiment_id: str, sweep_dir: str | Path,
     return run_id
 
 
-def _owner_tags() -> dict[str, str]:
+def _owner_tags(pid: int | None = None) -> dict[str, str]:
+    """Host and pid of the process a sweep's run belongs to (``pid``: not this one's)."""
     import socket
 
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid or os.getpid())}
 
 
 def end_dead_sweeps(client, experiment_id: str) -> list[str]:
@@ -588,56 +591,76 @@ def _study_parent(client, experiment_id: str, study: str) -> str | None:
 
 
 # -- the two entry points a sweep uses ----------------------------------------------------
-#: sweeps whose parent run is being opened by a thread (begin_sweep), by resolved sweep dir
-_STARTS: dict[Path, threading.Thread] = {}
+#: sweeps whose MLflow side runs in a process of its own (begin_sweep), by resolved sweep dir
+_STARTS: dict[Path, SweepProcess] = {}
 
 
-def begin_sweep(config) -> threading.Thread:
+def begin_sweep(config) -> SweepProcess | None:
     """on_multirun_start without waiting for MLflow: the link file at once, with the queue the
-    jobs leave their trials in, then ``start_sweep`` in a thread.
+    jobs leave their trials in, then ``open_sweep`` and the drain of that queue in a process
+    of their own (tracking/sweep_process.py), which ``end_sweep`` ends and waits for.
 
-    Importing MLflow and opening the store take the sweep's process about 4 s CPU; meanwhile
-    the launcher's workers start (and import torch), and trials that end before the parent run
-    exists wait in the queue.  ``end_sweep`` waits for the thread."""
-    import copy
-
+    Importing MLflow, opening the store and logging each trial take about 3 s of CPU in a
+    16-trial sweep; in a thread of the sweep's process they share its one interpreter lock
+    with the jobs a basic launcher runs there, in a process of their own they take a CPU that
+    is otherwise idle.  Trials that end before the parent run exists wait in the queue."""
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    uri = resolve_uri(config.tracking.tracking_uri)
+    spec = sweep_spec(config)
     # an earlier sweep into this dir failed to log; its runs can still be synced
     (sweep_dir / FAILED_MARKER).unlink(missing_ok=True)
     earlier = read_link(sweep_dir)
     write_json(sweep_dir / LINK_NAME, {
-        "uri": redact(uri), "experiment": experiment_name(config), "experiment_id": None,
+        "uri": redact(spec["uri"]), "experiment": spec["experiment"], "experiment_id": None,
         "parent_run_id": None, "sweep_id": digest(sweep_dir), "queue": QUEUE_NAME})
-    started_ms = int(time.time() * 1000)  # the parent run spans the sweep, not the thread
-    thread = threading.Thread(target=start_sweep,
-                              args=(copy.deepcopy(config), earlier, started_ms),
-                              name="tasnet-mlflow-start", daemon=True)
-    _STARTS[sweep_dir.resolve()] = thread
-    thread.start()
-    return thread
+    started_ms = int(time.time() * 1000)  # the parent run spans the sweep, not its opening
+    try:
+        process = SweepProcess.start(open_sweep, close_sweep, spec, earlier, started_ms)
+    except OSError as exc:  # no process to be had: the jobs skip MLflow, sync pushes later
+        report_failure_once(sweep_dir, exc, spec["uri"])
+        return None
+    _STARTS[sweep_dir.resolve()] = process
+    return process
+
+
+def sweep_spec(config) -> dict[str, Any]:
+    """What opening a sweep's run takes from its config, resolved in the sweep's own process
+    (``${now:}`` in the sweep dir resolves to another time elsewhere): the process that opens
+    the run is given this, not the config."""
+    hydra = config.hydra
+    return {"sweep_dir": str(hydra.sweep.dir),
+            "uri": resolve_uri(config.tracking.tracking_uri),
+            "experiment": experiment_name(config),
+            "tags": {"sweeper": _select(hydra, "sweeper._target_"),
+                     "launcher": _select(hydra, "launcher._target_"),
+                     "overrides": " ".join(_select(hydra, "overrides.task") or []),
+                     "compiler_backend": _select(config, "compiler.backend"),
+                     "hw_arch": _select(config, "hw.arch")},
+            "study": _study_key(config),
+            "params": sweep_params(config),
+            "run_name": _select(config, "search.study_name") or _select(config, "search.name"),
+            "owner_pid": os.getpid()}
 
 
 def start_sweep(config, earlier_link: dict | None = None, started_ms: int | None = None) -> dict:
+    """``open_sweep`` in this process (``begin_sweep`` opens it in a process of its own)."""
+    return open_sweep(sweep_spec(config), earlier_link, started_ms)
+
+
+def open_sweep(spec: dict[str, Any], earlier_link: dict | None = None,
+               started_ms: int | None = None) -> dict:
     """Experiment, parent run and the link file for the workers; then the drain of their
-    queued trials (``begin_sweep`` runs this in a thread, with the link an earlier sweep into
-    this dir left, else it is read here, and the time the sweep started)."""
-    sweep_dir = Path(str(config.hydra.sweep.dir))
+    queued trials, in a thread of this process.  ``spec``: ``sweep_spec``'s; ``earlier_link``:
+    the link an earlier sweep into this dir left (else read here); ``started_ms``: when the
+    sweep started.  The parent run is tagged with the pid of the sweep's own process."""
+    sweep_dir = Path(spec["sweep_dir"])
     sweep_dir.mkdir(parents=True, exist_ok=True)
     if earlier_link is None:
         earlier_link = read_link(sweep_dir)
-    uri = resolve_uri(config.tracking.tracking_uri)
-    name = experiment_name(config)
+    uri, name, study = spec["uri"], spec["experiment"], spec["study"]
     link: dict[str, Any] = {"uri": uri, "experiment": name, "experiment_id": None,
                             "parent_run_id": None, "sweep_id": digest(sweep_dir)}
-    hydra = config.hydra
-    extra = {"sweeper": _select(hydra, "sweeper._target_"),
-             "launcher": _select(hydra, "launcher._target_"),
-             "overrides": " ".join(_select(hydra, "overrides.task") or []),
-             "compiler_backend": _select(config, "compiler.backend"),
-             "hw_arch": _select(config, "hw.arch")}
-    study = _study_key(config)
+    owner = _owner_tags(spec.get("owner_pid"))
     try:
         client = client_for(uri)  # a new SQLite store gets its schema here, before any worker
         link["experiment_id"] = ensure_experiment(client, name, uri)
@@ -647,15 +670,14 @@ def start_sweep(config, earlier_link: dict | None = None, started_ms: int | None
             resumed = _study_parent(client, link["experiment_id"], study)
         if resumed is not None:  # a resumed search or a rerun sweep: the same parent
             client.update_run(resumed, "RUNNING")
-            for key, value in {"sweep_dir": str(sweep_dir.resolve()), **_owner_tags()}.items():
+            for key, value in {"sweep_dir": str(sweep_dir.resolve()), **owner}.items():
                 client.set_tag(resumed, key, value)
             link["parent_run_id"] = resumed
         else:
             link["parent_run_id"] = create_sweep_run(
                 client, link["experiment_id"], sweep_dir,
-                {**extra, **({STUDY_TAG: study} if study else {})}, sweep_params(config),
-                name=_select(config, "search.study_name") or _select(config, "search.name"),
-                start_ms=started_ms)
+                {**spec["tags"], **owner, **({STUDY_TAG: study} if study else {})},
+                spec["params"], name=spec["run_name"], start_ms=started_ms)
         link["queue"] = QUEUE_NAME  # jobs without MLflow of their own leave their trials here
         _start_drain(client, link["experiment_id"], link["parent_run_id"], sweep_dir, uri)
         log.info("MLflow: experiment %r, sweep run %s (%s); %s", name, link["parent_run_id"],
@@ -670,7 +692,7 @@ def start_sweep(config, earlier_link: dict | None = None, started_ms: int | None
 
 def _start_drain(client, experiment_id: str, parent: str, sweep_dir: Path, uri: str) -> None:
     """Log the jobs' queued trials as children of ``parent`` from a thread of this process,
-    which has MLflow open already; ``end_sweep`` logs what is left before finishing."""
+    which has MLflow open already; ``close_sweep`` logs what is left before finishing."""
 
     def log_one(entry: dict) -> None:
         run_dir = Path(entry.get("run_dir", ""))
@@ -693,11 +715,19 @@ def _start_drain(client, experiment_id: str, parent: str, sweep_dir: Path, uri: 
 
 def end_sweep(config) -> None:
     """on_multirun_end: the jobs' queued trials, then the sweep-level files on the parent run,
-    which is then finished."""
+    which is then finished; by the sweep's MLflow process when ``begin_sweep`` started one."""
     sweep_dir = Path(str(config.hydra.sweep.dir))
-    starting = _STARTS.pop(sweep_dir.resolve(), None)
-    if starting is not None:
-        starting.join()
+    process = _STARTS.pop(sweep_dir.resolve(), None)
+    if process is not None:
+        process.finish()
+    else:
+        close_sweep(sweep_dir, resolve_uri(config.tracking.tracking_uri))
+
+
+def close_sweep(sweep_dir: str | Path, uri: str) -> None:
+    """What is left in the queue, then the sweep-level files on the parent run, which is then
+    finished (in the process that opened the sweep)."""
+    sweep_dir = Path(sweep_dir)
     drainer = _DRAINERS.pop(sweep_dir.resolve(), None)
     if drainer is not None:
         drainer.stop()
@@ -705,10 +735,9 @@ def end_sweep(config) -> None:
     if not link or not link.get("parent_run_id") or tracking_failed(sweep_dir):
         return  # sync finishes the parent later
     try:
-        uri = resolve_uri(config.tracking.tracking_uri)
         finish_sweep_run(client_for(uri), link["parent_run_id"], sweep_dir)
     except Exception as exc:
-        report_failure_once(sweep_dir, exc, resolve_uri(config.tracking.tracking_uri))
+        report_failure_once(sweep_dir, exc, uri)
 
 
 def log_job_trial(cfg, result: TrialResult, run_dir: str | Path,

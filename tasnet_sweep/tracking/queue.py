@@ -4,11 +4,12 @@ MLflow open already.
 Importing MLflow costs a process about 2.4 s CPU and opening a SQLite store 1.4 s more (mlflow
 3.17 on a 2-core machine); logging one trial into an open store about 0.1 s.  So a trial
 process with no MLflow of its own leaves an entry here once its local record is written, and a
-process that has paid logs it: a sweep's parent (``<sweep dir>/.mlflow_queue``, drained by a
-thread of the process that opened the parent run), or for single runs a detached agent that
-stays for the next trial (``tracking/agent.py``).  An entry is claimed by renaming it, so two
-drainers never log one trial twice; a claim left by a process that died is taken again.  The
-run dirs stay the record: ``commands.sync`` pushes from them whatever never arrived.
+process that has paid logs it: a sweep's MLflow process (``<sweep dir>/.mlflow_queue``,
+drained by a thread of the process that opened the parent run), or for single runs a detached
+agent that stays for the next trial (``tracking/agent.py``).  An entry is claimed by renaming
+it, so two drainers never log one trial twice; a claim left by a process that died is taken
+again.  The run dirs stay the record: ``commands.sync`` pushes from them whatever never
+arrived.
 """
 
 from __future__ import annotations
