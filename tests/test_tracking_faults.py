@@ -76,9 +76,9 @@ KILLED_SWEEP = """
 import os, signal, sys
 sys.path.insert(0, {tests!r})
 from helpers import compose_cfg
-from tasnet_sweep.tracking.mlflow_store import start_sweep
-link = start_sweep(compose_cfg("hydra.sweep.dir={sweep}", "tracking.tracking_uri={uri}",
-                               return_hydra_config=True))
+from tasnet_sweep.tracking.mlflow_store import open_sweep, sweep_spec
+link = open_sweep(sweep_spec(compose_cfg("hydra.sweep.dir={sweep}", "tracking.tracking_uri={uri}",
+                                         return_hydra_config=True)))
 print(link["parent_run_id"], flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
@@ -86,7 +86,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 @pytest.mark.slow
 def test_the_parent_of_a_killed_sweep_ends_killed_when_the_next_sweep_starts(tmp_path):
-    from tasnet_sweep.tracking.mlflow_store import client_for, start_sweep
+    from tasnet_sweep.tracking.mlflow_store import client_for, open_sweep, sweep_spec
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     script = KILLED_SWEEP.format(tests=str(REPO / "tests"), sweep=tmp_path / "s1", uri=uri)
@@ -96,8 +96,9 @@ def test_the_parent_of_a_killed_sweep_ends_killed_when_the_next_sweep_starts(tmp
     dead_parent = killed.stdout.split()[-1]
     client = client_for(uri)
     assert client.get_run(dead_parent).info.status == "RUNNING"
-    link = start_sweep(compose_cfg(f"hydra.sweep.dir={tmp_path / 's2'}",
-                                   f"tracking.tracking_uri={uri}", return_hydra_config=True))
+    link = open_sweep(sweep_spec(compose_cfg(f"hydra.sweep.dir={tmp_path / 's2'}",
+                                             f"tracking.tracking_uri={uri}",
+                                             return_hydra_config=True)))
     assert client.get_run(dead_parent).info.status == "KILLED"
     alive = client.get_run(link["parent_run_id"])
     assert alive.info.status == "RUNNING" and alive.data.tags["tasnet.pid"] == str(os.getpid())

@@ -146,8 +146,8 @@ def git_commit() -> str | None:
 #: process that logs many trials (a sweep's jobs in one process or worker) pays them once
 _CLIENTS: dict[str, Any] = {}
 _EXPERIMENTS: dict[tuple[str, str], str] = {}
-#: a process that opened a sweep logs from its drain thread and, when its jobs run there
-#: (``start_sweep`` with the basic launcher), from them: one at a time
+#: a process that opened a sweep logs from its drain thread, and a job whose tracking URI is
+#: not its sweep's logs for itself: one at a time, should both share a process
 _LOGGING = threading.Lock()
 #: sweep dir -> the thread logging its jobs' queued trials (in the process that started it)
 _DRAINERS: dict[Path, Drainer] = {}
@@ -642,11 +642,6 @@ def sweep_spec(config) -> dict[str, Any]:
             "owner_pid": os.getpid()}
 
 
-def start_sweep(config, earlier_link: dict | None = None, started_ms: int | None = None) -> dict:
-    """``open_sweep`` in this process (``begin_sweep`` opens it in a process of its own)."""
-    return open_sweep(sweep_spec(config), earlier_link, started_ms)
-
-
 def open_sweep(spec: dict[str, Any], earlier_link: dict | None = None,
                started_ms: int | None = None) -> dict:
     """Experiment, parent run and the link file for the workers; then the drain of their
@@ -715,13 +710,11 @@ def _start_drain(client, experiment_id: str, parent: str, sweep_dir: Path, uri: 
 
 def end_sweep(config) -> None:
     """on_multirun_end: the jobs' queued trials, then the sweep-level files on the parent run,
-    which is then finished; by the sweep's MLflow process when ``begin_sweep`` started one."""
-    sweep_dir = Path(str(config.hydra.sweep.dir))
-    process = _STARTS.pop(sweep_dir.resolve(), None)
+    which is then finished: all done by the sweep's MLflow process, which this waits for (none
+    when ``begin_sweep`` could not start it and left the failure marker for ``sync``)."""
+    process = _STARTS.pop(Path(str(config.hydra.sweep.dir)).resolve(), None)
     if process is not None:
         process.finish()
-    else:
-        close_sweep(sweep_dir, resolve_uri(config.tracking.tracking_uri))
 
 
 def close_sweep(sweep_dir: str | Path, uri: str) -> None:
@@ -759,8 +752,7 @@ def log_job_trial(cfg, result: TrialResult, run_dir: str | Path,
         experiment_id, parent = link.get("experiment_id"), link.get("parent_run_id")
         key = job_key(overrides or _job_overrides())
         queued = link.get("queue") and link.get("uri") == redact(uri)
-        if queued and (uri not in _CLIENTS or not parent):
-            # the sweep's process has MLflow open (or is opening it): it logs this trial
+        if queued:  # the sweep's MLflow process logs it
             enqueue(sweep_dir / link["queue"], {"run_dir": str(run_dir.resolve()),
                                                 "trial_key": key, "config": cfg_plain})
             return None
