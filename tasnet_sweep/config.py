@@ -391,8 +391,12 @@ def run_tag_of(unit, model, tiling) -> str:
 
 
 def register_configs() -> None:
+    """The schema (``base_config``) and the run-tag resolver, once per process: storing the
+    schema converts the whole dataclass again (about 3 ms), and both the preflight check and
+    the Hydra app ask for it."""
     cs = ConfigStore.instance()
-    cs.store(name="base_config", node=Config)
+    if "base_config.yaml" not in cs.repo:
+        cs.store(name="base_config", node=Config)
     if not OmegaConf.has_resolver("tasnet_run_tag"):
         OmegaConf.register_new_resolver("tasnet_run_tag", run_tag_of)
 

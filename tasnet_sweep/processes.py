@@ -39,9 +39,9 @@ def end_with_parent() -> bool:
     """In a process started by another one (a launcher's worker): start the watch, once.
     Returns whether a watch was started by this call."""
     global _watching
-    import multiprocessing
+    multiprocessing = sys.modules.get("multiprocessing")  # a pool's worker has it loaded
 
-    if _watching or multiprocessing.parent_process() is None:
+    if _watching or multiprocessing is None or multiprocessing.parent_process() is None:
         return False
     parent = os.getppid()
     if parent == 1:  # already orphaned, or a container's init: nothing to watch
@@ -69,9 +69,10 @@ def exit_without_teardown() -> bool:
     registered it."""
     global _leaving_fast
     import atexit
-    import multiprocessing
 
-    if _leaving_fast or not multiprocessing.current_process().name.startswith("LokyProcess"):
+    multiprocessing = sys.modules.get("multiprocessing")  # a loky worker has it loaded
+    if _leaving_fast or multiprocessing is None \
+            or not multiprocessing.current_process().name.startswith("LokyProcess"):
         return False
     atexit.register(_leave)
     _leaving_fast = True

@@ -15,8 +15,10 @@ from helpers import REPO
 PACKAGE = REPO / "tasnet_sweep"
 #: entry points that import some of the package inside functions on purpose: the CLI answers
 #: --help and config errors without loading what a trial needs, the Hydra app loads trial and
-#: tracking when a job runs, and make_backend loads only the backend the config names
-LEAN_ENTRY_POINTS = ("tasnet_sweep.cli", "tasnet_sweep.app", "tasnet_sweep.compile")
+#: tracking when a job runs, make_backend loads only the backend the config names, and a cache
+#: hit (trial.run) loads neither the tiling chain nor the estimate's allocator model
+LEAN_ENTRY_POINTS = ("tasnet_sweep.cli", "tasnet_sweep.app", "tasnet_sweep.compile",
+                     "tasnet_sweep.trial", "tasnet_sweep.compile.estimate.backend")
 
 
 def _modules() -> dict[str, Path]:

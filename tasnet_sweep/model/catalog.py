@@ -9,6 +9,8 @@ UNIT_NAMES = ("full", "encoder", "encoder_only", "masker_only", "tdconvnet", "ma
               "decoder_pre", "decoder", "decoder_head", "norm", "activation")
 #: units whose input is the waveform; their width comes from model.time_len
 WAVEFORM_UNITS = frozenset({"full", "encoder", "encoder_only"})
+#: the sample rate the per-second figures assume (the project's 2 s = 16000 samples)
+SAMPLE_RATE = 8000
 
 
 def n_active_blocks(m) -> int:

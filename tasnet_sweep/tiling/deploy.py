@@ -21,7 +21,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .plan import SAMPLE_RATE
+from ..model.catalog import SAMPLE_RATE
 from .weights import instance_params
 
 #: written beside the HEFs: instance name -> HEF file name

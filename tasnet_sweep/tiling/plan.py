@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-#: the sample rate the per-second figures assume (the project's 2 s = 16000 samples)
-SAMPLE_RATE = 8000
+from ..model.catalog import SAMPLE_RATE
+
 #: host cost per element, counted as elementwise operations (a rough, stated convention)
 HOST_COST = {"gLN": 6, "cLN": 6, "affine": 2, "identity": 0, "relu": 1, "prelu": 2,
              "sigmoid": 4, "add": 1, "mask_mul": 1, "overlap_add": 1, "pad_to": 0,

@@ -111,12 +111,16 @@ def profile_from_node(node) -> HwProfile:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    plain = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(HwConfig), plain)
-    except OmegaConfBaseException as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError([f"hw profile: {first}"]) from None
+    if OmegaConf.is_config(node) and OmegaConf.get_type(node) is HwConfig:
+        merged = node  # a composed config's ``hw``: typed by its schema already, no second merge
+    else:
+        plain = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) \
+            else dict(node)
+        try:
+            merged = OmegaConf.merge(OmegaConf.structured(HwConfig), plain)
+        except OmegaConfBaseException as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError([f"hw profile: {first}"]) from None
     problems: list[str] = []
     validate_hw(merged, problems)
     if problems:
