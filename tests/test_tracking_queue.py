@@ -17,6 +17,7 @@ from tasnet_sweep.tracking import log_trial
 from tasnet_sweep.tracking import mlflow_store as store
 from tasnet_sweep.tracking.queue import (
     AGENT_PID,
+    RECLAIMED,
     Drainer,
     agent_queue,
     claim,
@@ -41,8 +42,11 @@ def test_each_queued_entry_is_logged_once_and_a_dead_drainers_claim_is_taken_aga
     first[0].rename(orphan)  # ... as if its drainer had died holding it
     (queue / "broken.json").write_text("{cut off")
     seen: list[int] = []
-    assert drain(queue, lambda entry: seen.append(entry["n"])) == 3
+    reclaimed: list[int] = []
+    assert drain(queue, lambda entry: (seen.append(entry["n"]), entry.get(RECLAIMED)
+                                       and reclaimed.append(entry["n"]))) == 3
     assert sorted(seen) == [0, 1, 2]
+    assert reclaimed == [first[1]["n"]]  # only the dead drainer's entry may be logged already
     assert list(queue.iterdir()) == []  # every claim, the unreadable one too, is gone
     assert drain(queue, lambda entry: seen.append(entry["n"])) == 0
 
@@ -157,10 +161,52 @@ def test_the_agent_logs_queued_single_runs_as_plain_runs_then_leaves(tmp_path, m
     assert not [p for p in queue.iterdir() if p.name[0].isdigit()]  # nothing left queued
 
 
+def test_a_new_sweep_run_searches_for_a_jobs_earlier_run_only_when_it_logged_the_job(tmp_path):
+    """Under a parent it has just created, the sweep's drain knows every child: a job logged
+    twice (the same overrides) keeps its last run, and jobs logged once cost no search."""
+    from mlflow.entities import ViewType
+
+    from tasnet_sweep import trial
+
+    uri = store.resolve_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    sweep_dir = tmp_path / "sweep"
+    cfg = compose_cfg(*SMALL, "unit=encoder", f"tracking.tracking_uri={uri}",
+                      f"hydra.sweep.dir={sweep_dir}", f"compiler.cache_dir={tmp_path / 'c'}",
+                      return_hydra_config=True)
+    link = store.open_sweep(store.sweep_spec(cfg))
+    client = store.client_for(uri)  # the drain's own client
+    searches: list = []
+    search_runs = client.search_runs
+    client.search_runs = lambda *a, **k: searches.append(a) or search_runs(*a, **k)
+    job_cfg = compose_cfg(*SMALL, "unit=encoder", f"tracking.tracking_uri={uri}",
+                          f"compiler.cache_dir={tmp_path / 'c'}")
+    plain = OmegaConf.to_container(job_cfg, resolve=True)
+    for n, job in enumerate(["model.bn=16", "model.bn=24", "model.bn=16"]):
+        run_dir = sweep_dir / str(n)
+        trial.run(job_cfg, run_dir, sweep_dir / "summary.tsv")
+        enqueue(sweep_dir / store.QUEUE_NAME, {"run_dir": str(run_dir.resolve()),
+                                               "trial_key": store.job_key([job]),
+                                               "config": plain})
+    store.close_sweep(sweep_dir, uri)
+
+    assert len(searches) == 1  # for the job's second run only
+    children = search_runs([link["experiment_id"]], run_view_type=ViewType.ACTIVE_ONLY,
+                           filter_string=f"tags.mlflow.parentRunId = '{link['parent_run_id']}'")
+    assert sorted(c.data.tags["run_dir"] for c in children) == [
+        str((sweep_dir / n).resolve()) for n in ("1", "2")]
+    assert len(search_runs([link["experiment_id"]], run_view_type=ViewType.DELETED_ONLY)) == 1
+
+
+def _orphan(queue, entry: dict) -> None:
+    """``entry`` queued and held by a drainer that died (as an agent killed mid-upload)."""
+    path = enqueue(queue, entry)
+    path.rename(path.with_name(f"{path.name}.taken-{_dead_pid()}"))
+
+
 def test_an_agent_relogging_a_trial_cut_short_leaves_one_complete_run(tmp_path):
     """An agent killed mid-upload leaves a run without the completion tag and its claim; the
     next agent takes the entry again: the trial ends with one complete run, and a further
-    retry adds nothing."""
+    retry adds nothing.  An entry nobody held before is logged without that search."""
     from mlflow.entities import ViewType
     from mlflow.tracking import MlflowClient
 
@@ -171,21 +217,30 @@ def test_an_agent_relogging_a_trial_cut_short_leaves_one_complete_run(tmp_path):
     uri = store.resolve_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     cfg = compose_cfg(*SMALL, "unit=encoder", f"tracking.tracking_uri={uri}",
                       f"compiler.cache_dir={tmp_path / 'cache'}")
-    run_dir = tmp_path / "one"
-    trial.run(cfg, run_dir, run_dir / "summary.tsv")
+    run_dir, fresh_dir = tmp_path / "one", tmp_path / "two"
+    for folder in (run_dir, fresh_dir):
+        trial.run(cfg, folder, folder / "summary.tsv")
     client = MlflowClient(tracking_uri=uri)
     experiment_id = client.create_experiment("agent")
     cut_short = client.create_run(experiment_id, tags={TRIAL_ID_TAG: store.digest(run_dir)})
 
     agent = Agent(uri)
-    entry = {"run_dir": str(run_dir), "experiment": "agent",
-             "config": OmegaConf.to_container(cfg, resolve=True)}
-    agent.log_one(entry)
-    agent.log_one(entry)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    queue = tmp_path / "queue"
+    for _ in range(2):
+        _orphan(queue, {"run_dir": str(run_dir), "experiment": "agent", "config": plain})
+        assert drain(queue, agent.log_one) == 1
     runs = client.search_runs([experiment_id], run_view_type=ViewType.ACTIVE_ONLY)
     assert len(runs) == 1 and runs[0].info.run_id != cut_short.info.run_id
     assert runs[0].data.tags[COMPLETE_TAG] == "true"
     assert client.get_run(cut_short.info.run_id).info.lifecycle_stage == "deleted"
+
+    searched: list = []
+    agent.client.search_runs = lambda *a, **k: searched.append(a) or []
+    enqueue(queue, {"run_dir": str(fresh_dir), "experiment": "agent", "config": plain})
+    assert drain(queue, agent.log_one) == 1
+    assert searched == []
+    assert len(client.search_runs([experiment_id], run_view_type=ViewType.ACTIVE_ONLY)) == 2
 
 
 #: ``python -m tasnet_sweep`` as a user runs it, saying as the process ends whether MLflow was

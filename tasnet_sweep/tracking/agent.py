@@ -23,7 +23,7 @@ from pathlib import Path
 from ..atomic import write_text
 from ..results import read_result
 from . import mlflow_store as store
-from .queue import AGENT_LOCK, AGENT_PID, POLL_S, drain, pending, try_lock
+from .queue import AGENT_LOCK, AGENT_PID, POLL_S, RECLAIMED, drain, pending, try_lock
 
 log = logging.getLogger("tasnet_sweep.tracking")
 IDLE_S = 300.0
@@ -54,7 +54,9 @@ class Agent:
             if self.client is None:
                 self.client = store.client_for(self.uri)
             experiment_id = store.ensure_experiment(self.client, entry["experiment"], self.uri)
-            if store.already_logged(self.client, experiment_id, run_dir):
+            # only an agent that died holding the entry can have logged it: search then only
+            if entry.get(RECLAIMED) and store.already_logged(self.client, experiment_id,
+                                                             run_dir):
                 log.info("%s: logged already (by an agent that did not clear its claim)",
                          run_dir)
                 return

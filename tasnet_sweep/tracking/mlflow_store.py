@@ -285,10 +285,14 @@ def trial_artifacts(result: TrialResult, run_dir: Path,
 
 def log_trial_run(client, experiment_id: str, result: TrialResult, run_dir: str | Path,
                   cfg_plain: dict, parent_run_id: str | None = None,
-                  trial_key: str | None = None) -> str:
+                  trial_key: str | None = None, replaces: bool = True) -> str:
     """One trial as one run.  The completion tag is set last, so a run cut short (server gone
     mid-upload) is recognised by ``sync`` and redone.  ``trial_key`` names the sweep job: a
-    job run again under the same parent (a killed sweep rerun) replaces its earlier run."""
+    job run again under the same parent (a killed sweep rerun) replaces its earlier run;
+    ``replaces=False`` skips that search, for a caller that knows there is none.
+
+    Tags go in with the run and the files before the ~100 params: MLflow finds a run's
+    artifact store with one ``get_run``, which is cheaper while the run holds few rows."""
     run_dir = Path(run_dir).resolve()
     tags = trial_tags(result, str(run_dir), None if parent_run_id else git_commit())
     tags[TRIAL_ID_TAG] = digest(run_dir)
@@ -298,19 +302,16 @@ def log_trial_run(client, experiment_id: str, result: TrialResult, run_dir: str 
         tags[TRIAL_KEY_TAG] = trial_key
     started, finished = _trial_times_ms(result)
     run = client.create_run(experiment_id, start_time=started,
-                            tags={TRIAL_ID_TAG: tags[TRIAL_ID_TAG], KIND_TAG: "trial",
-                                  **({"mlflow.parentRunId": parent_run_id}
-                                     if parent_run_id else {})},
+                            tags={k: redact(v)[:MAX_TAG_VALUE] for k, v in tags.items()},
                             run_name=tags.get("mlflow.runName"))
     run_id = run.info.run_id
-    _log_batches(client, run_id, params=flatten_config(cfg_plain),
-                 metrics=trial_metrics(result), tags=tags)
     for path, folder in trial_artifacts(result, run_dir, cfg_plain):
         client.log_artifact(run_id, str(path), folder)
+    _log_batches(client, run_id, params=flatten_config(cfg_plain), metrics=trial_metrics(result))
     client.set_tag(run_id, COMPLETE_TAG, "true")
     status = "FINISHED" if result.status == "ok" else "FAILED"
     client.set_terminated(run_id, status, end_time=finished)
-    if parent_run_id and trial_key:  # the new run is complete: earlier ones of the job go
+    if parent_run_id and trial_key and replaces:  # the new run is complete: earlier ones go
         for earlier in _job_runs(client, experiment_id, parent_run_id, trial_key):
             if earlier != run_id:
                 client.delete_run(earlier)
@@ -674,7 +675,8 @@ def open_sweep(spec: dict[str, Any], earlier_link: dict | None = None,
                 {**spec["tags"], **owner, **({STUDY_TAG: study} if study else {})},
                 spec["params"], name=spec["run_name"], start_ms=started_ms)
         link["queue"] = QUEUE_NAME  # jobs without MLflow of their own leave their trials here
-        _start_drain(client, link["experiment_id"], link["parent_run_id"], sweep_dir, uri)
+        _start_drain(client, link["experiment_id"], link["parent_run_id"], sweep_dir, uri,
+                     new_parent=resumed is None)
         log.info("MLflow: experiment %r, sweep run %s (%s); %s", name, link["parent_run_id"],
                  redact(uri), ui_hint(redact(uri), link["experiment_id"]))
     except Exception as exc:
@@ -685,19 +687,27 @@ def open_sweep(spec: dict[str, Any], earlier_link: dict | None = None,
     return link
 
 
-def _start_drain(client, experiment_id: str, parent: str, sweep_dir: Path, uri: str) -> None:
+def _start_drain(client, experiment_id: str, parent: str, sweep_dir: Path, uri: str,
+                 new_parent: bool = False) -> None:
     """Log the jobs' queued trials as children of ``parent`` from a thread of this process,
-    which has MLflow open already; ``close_sweep`` logs what is left before finishing."""
+    which has MLflow open already; ``close_sweep`` logs what is left before finishing.
+
+    ``new_parent``: the parent was created here, so its only children are the ones this drain
+    logs, and a job's earlier run is searched for (to be replaced) only when this drain has
+    logged that job before; a resumed parent is always searched."""
+    logged: set[str] = set()
 
     def log_one(entry: dict) -> None:
         run_dir = Path(entry.get("run_dir", ""))
         result = read_result(run_dir / "result.json")
         if result is None or tracking_failed(sweep_dir):
             return  # sync pushes it from the run dir
+        key = entry.get("trial_key")
         try:
             with _LOGGING:
                 log_trial_run(client, experiment_id, result, run_dir, entry["config"], parent,
-                              entry.get("trial_key"))
+                              key, replaces=not new_parent or key in logged)
+            logged.add(key)
         except Exception as exc:
             report_failure_once(sweep_dir, exc, uri)
 

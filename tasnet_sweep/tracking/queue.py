@@ -2,7 +2,7 @@
 MLflow open already.
 
 Importing MLflow costs a process about 2.4 s CPU and opening a SQLite store 1.4 s more (mlflow
-3.17 on a 2-core machine); logging one trial into an open store about 0.1 s.  So a trial
+3.17 on a 2-core machine); logging one trial into an open store about 0.05 s.  So a trial
 process with no MLflow of its own leaves an entry here once its local record is written, and a
 process that has paid logs it: a sweep's MLflow process (``<sweep dir>/.mlflow_queue``,
 drained by a thread of the process that opened the parent run), or for single runs a detached
@@ -35,6 +35,8 @@ LOG_LIMIT = 1 << 20
 #: how often a drainer looks for new entries
 POLL_S = 0.25
 _TAKEN = ".taken-"
+#: set on an entry that a process now gone had claimed: it may have been logged already
+RECLAIMED = "reclaimed"
 
 
 def enqueue(queue: Path, entry: dict) -> Path:
@@ -62,7 +64,8 @@ def _waiting(queue: Path) -> Iterator[Path]:
 
 def claim(queue: Path) -> Iterator[tuple[Path, dict | None]]:
     """(claimed file, entry) for each waiting entry; unlink the file once it is logged.  An
-    entry that is not JSON comes as None (a disk that lost it: sync still has the run dir)."""
+    entry that is not JSON comes as None (a disk that lost it: sync still has the run dir).
+    An entry taken over from a process that died holding it has ``RECLAIMED`` set."""
     for path in _waiting(Path(queue)):
         taken = path.with_name(f"{path.name.split(_TAKEN)[0]}{_TAKEN}{os.getpid()}")
         try:
@@ -73,7 +76,11 @@ def claim(queue: Path) -> Iterator[tuple[Path, dict | None]]:
             entry = json.loads(taken.read_text())
         except (OSError, ValueError):
             entry = None
-        yield taken, entry if isinstance(entry, dict) else None
+        if not isinstance(entry, dict):
+            entry = None
+        elif _TAKEN in path.name:
+            entry[RECLAIMED] = True
+        yield taken, entry
 
 
 def drain(queue: Path, log_one: Callable[[dict], None]) -> int:
