@@ -13,8 +13,10 @@ Figures (goal in brackets):
            its tracking over tracking=none (<= 0.3 s CPU); a cache hit over a fresh trial (<= 10%)
   help     ``python -m tasnet_sweep --help`` (<= 0.5 s CPU)
   workers  trials per minute of 2 joblib workers over 1 on a 16-trial estimate grid (>= 1.7x),
-           with the ceiling the CPU the 2 workers' sweep used sets on this machine;
-           processes still alive when the sweep has exited (0)
+           with the ceilings this machine's CPUs set (from the CPU the 2 workers' sweep used,
+           and from the CPU the 1 worker's sweep used: the most a free second worker could
+           add), the same ratio with tracking=none; processes still alive when the sweep has
+           exited (0)
   tiling   stitched onnxruntime over untiled, one block x one repeat and 8 x 3 (<= 1.3x)
 
 Each turn runs every side once, the order alternating between turns, so that load on a noisy
@@ -97,36 +99,50 @@ def steady_rate(sweep_dir: Path) -> float:
 
 
 def bench_workers(tmp: Path, repeats: int) -> list[str]:
-    rates: dict[int, list[float]] = {1: [], 2: []}
+    rates: dict[str, list[float]] = {}
 
-    def sweep(n_jobs: int):
+    def sweep(n_jobs: int, *extra: str):
+        name = f"{n_jobs} worker{'s' if n_jobs > 1 else ''}{' ' if extra else ''}{' '.join(extra)}"
+        rates[name] = []
+
         def side() -> tuple[Cost, int]:
             folder = tmp / f"sweep_{n_jobs}_{time.time_ns()}"
             out = whole(tasnet("-m", *GRID, "hydra/launcher=joblib",
                                f"hydra.launcher.n_jobs={n_jobs}", f"hydra.sweep.dir={folder}",
-                               f"compiler.cache_dir={folder}/cache"), tmp)
-            rates[n_jobs].append(steady_rate(folder))
+                               f"compiler.cache_dir={folder}/cache", *extra), tmp)
+            rates[name].append(steady_rate(folder))
             return out
-        return side
+        return name, side
 
-    got = turns({"1 worker": sweep(1), "2 workers": sweep(2)}, repeats)
-    speedup = [one.wall / two.wall for (one, _), (two, _) in zip(got["1 worker"],
-                                                                 got["2 workers"])]
-    steady = [two / one for one, two in zip(rates[1][1:], rates[2][1:])]  # after the warm-up
+    sides = dict(sweep(n) for n in (1, 2)) | dict(sweep(n, "tracking=none") for n in (1, 2))
+    got = turns(sides, repeats)
+    one, two, one_off, two_off = (got[name] for name in sides)
+
+    def speedup(a, b) -> list[float]:
+        return [x.wall / y.wall for (x, _), (y, _) in zip(a, b)]
+
+    names = list(sides)
+    steady = [b / a for a, b in zip(rates[names[0]][1:], rates[names[1]][1:])]  # after warm-up
+    ncpu = os.cpu_count() or 1
     # 2 workers cannot finish sooner than the CPU they used spread over every CPU: a ceiling
     # that the per-process warm-up a second worker repeats (imports) and the parent's work lower
-    ncpu = os.cpu_count() or 1
-    ceiling = [ncpu * one.wall / two.cpu for (one, _), (two, _) in zip(got["1 worker"],
-                                                                       got["2 workers"])]
-    per_min = [16 / (c.wall / 60) for c, _ in got["2 workers"]]
+    ceiling = [ncpu * a.wall / b.cpu for (a, _), (b, _) in zip(one, two)]
+    # ... nor, were a second worker free, sooner than the CPU one worker's sweep used: with
+    # tracking, that sweep keeps more than one CPU busy already (its MLflow process runs beside)
+    free = [ncpu * a.wall / a.cpu for a, _ in one]
+    per_min = [16 / (c.wall / 60) for c, _ in two]
     left = max(n for costs in got.values() for _, n in costs)
-    return [f"2 workers / 1, trials per minute           {spread(speedup)}  (goal >= 1.7x)",
+    return [f"2 workers / 1, trials per minute           {spread(speedup(one, two))}  (goal >= "
+            "1.7x)",
             f"  2 workers: trials per minute {spread(per_min, '{:.0f}')} (16-trial grid, "
             "default tracking)",
             f"  the same, first to last trial's end only  {spread(steady)}  (the workers' "
             "steady rate: no process starts)",
             f"  the most {ncpu} CPUs allow for that CPU   {spread(ceiling)}  ({ncpu} x 1 "
             "worker's wall / 2 workers' CPU)",
+            f"  ... were a second worker free of cost     {spread(free)}  ({ncpu} x 1 worker's "
+            "wall / its CPU)",
+            f"  both with tracking=none                   {spread(speedup(one_off, two_off))}",
             f"processes alive after the sweep exited     {left} at most  (goal 0)"]
 
 
