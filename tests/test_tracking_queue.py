@@ -161,7 +161,8 @@ def test_the_agent_logs_queued_single_runs_as_plain_runs_then_leaves(tmp_path, m
     assert not [p for p in queue.iterdir() if p.name[0].isdigit()]  # nothing left queued
 
 
-def test_a_new_sweep_run_searches_for_a_jobs_earlier_run_only_when_it_logged_the_job(tmp_path):
+def test_a_new_sweep_run_searches_for_a_jobs_earlier_run_only_when_it_logged_the_job(tmp_path,
+                                                                                    monkeypatch):
     """Under a parent it has just created, the sweep's drain knows every child: a job logged
     twice (the same overrides) keeps its last run, and jobs logged once cost no search."""
     from mlflow.entities import ViewType
@@ -177,7 +178,8 @@ def test_a_new_sweep_run_searches_for_a_jobs_earlier_run_only_when_it_logged_the
     client = store.client_for(uri)  # the drain's own client
     searches: list = []
     search_runs = client.search_runs
-    client.search_runs = lambda *a, **k: searches.append(a) or search_runs(*a, **k)
+    monkeypatch.setattr(client, "search_runs",
+                        lambda *a, **k: searches.append(a) or search_runs(*a, **k))
     job_cfg = compose_cfg(*SMALL, "unit=encoder", f"tracking.tracking_uri={uri}",
                           f"compiler.cache_dir={tmp_path / 'c'}")
     plain = OmegaConf.to_container(job_cfg, resolve=True)
@@ -203,7 +205,7 @@ def _orphan(queue, entry: dict) -> None:
     path.rename(path.with_name(f"{path.name}.taken-{_dead_pid()}"))
 
 
-def test_an_agent_relogging_a_trial_cut_short_leaves_one_complete_run(tmp_path):
+def test_an_agent_relogging_a_trial_cut_short_leaves_one_complete_run(tmp_path, monkeypatch):
     """An agent killed mid-upload leaves a run without the completion tag and its claim; the
     next agent takes the entry again: the trial ends with one complete run, and a further
     retry adds nothing.  An entry nobody held before is logged without that search."""
@@ -236,7 +238,7 @@ def test_an_agent_relogging_a_trial_cut_short_leaves_one_complete_run(tmp_path):
     assert client.get_run(cut_short.info.run_id).info.lifecycle_stage == "deleted"
 
     searched: list = []
-    agent.client.search_runs = lambda *a, **k: searched.append(a) or []
+    monkeypatch.setattr(agent.client, "search_runs", lambda *a, **k: searched.append(a) or [])
     enqueue(queue, {"run_dir": str(fresh_dir), "experiment": "agent", "config": plain})
     assert drain(queue, agent.log_one) == 1
     assert searched == []
